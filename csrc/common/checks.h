@@ -1,0 +1,91 @@
+// Input validation shared by the CPU and CUDA glue, so both backends reject the same inputs with
+// the same messages. Only shapes/dtypes/devices are checked here (no data reads); data-dependent
+// checks (column range, monotone rowptr) run fused inside the kernels and report an ErrorCode.
+#pragma once
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include "common/device_math.h"
+
+namespace graphpro {
+
+inline void check_same_device(const at::Tensor& ref, const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device() == ref.device(), "graphpro: ", name, " is on ", t.device(),
+              " but the other inputs are on ", ref.device());
+}
+
+inline void check_index(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.dim() == 1, "graphpro: ", name, " must be 1-D, got shape ", t.sizes());
+  TORCH_CHECK(t.scalar_type() == at::kInt || t.scalar_type() == at::kLong, "graphpro: ", name,
+              " must be int32 or int64, got ", t.scalar_type());
+}
+
+// CSR structure: rowptr int64 [R+1], col int32/int64 [E].
+inline void check_csr(const at::Tensor& rowptr, const at::Tensor& col) {
+  TORCH_CHECK(rowptr.dim() == 1 && rowptr.numel() >= 1,
+              "graphpro: rowptr must be a 1-D tensor with at least one entry (R+1), got shape ",
+              rowptr.sizes());
+  TORCH_CHECK(rowptr.scalar_type() == at::kLong, "graphpro: rowptr must be int64, got ",
+              rowptr.scalar_type());
+  check_index(col, "col");
+  check_same_device(rowptr, col, "col");
+}
+
+inline void check_float(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(at::isFloatingType(t.scalar_type()), "graphpro: ", name,
+              " must be a floating-point tensor, got ", t.scalar_type());
+}
+
+// Dense node features [n, d].
+inline void check_features(const at::Tensor& x, const at::Tensor& rowptr, const char* name) {
+  TORCH_CHECK(x.dim() == 2, "graphpro: ", name, " must be 2-D [num_nodes, dim], got shape ",
+              x.sizes());
+  check_float(x, name);
+  check_same_device(rowptr, x, name);
+}
+
+// Per-edge or per-node values in the kernels' accumulation type.
+inline void check_values(const at::Tensor& t, int64_t n, at::ScalarType dtype, const at::Tensor& ref,
+                         const char* name, const char* what) {
+  TORCH_CHECK(t.dim() == 1 && t.numel() == n, "graphpro: ", name, " must be 1-D with ", n, " ",
+              what, " entries, got shape ", t.sizes());
+  TORCH_CHECK(t.scalar_type() == dtype, "graphpro: ", name, " must be ", dtype, ", got ",
+              t.scalar_type());
+  check_same_device(ref, t, name);
+}
+
+inline at::ScalarType opmath_dtype(at::ScalarType t) {
+  return t == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+inline void check_prob(double keep_prob) {
+  TORCH_CHECK(keep_prob > 0.0 && keep_prob <= 1.0, "graphpro: keep_prob must be in (0, 1], got ",
+              keep_prob);
+}
+
+// Turns a kernel's ErrorCode into a clear exception.
+inline void raise_on_error(int code, const char* op) {
+  switch (code) {
+    case kOk: return;
+    case kColumnOutOfRange:
+      TORCH_CHECK(false, "graphpro.", op, ": col holds an index outside [0, num_nodes)");
+    case kRowptrNotMonotone:
+      TORCH_CHECK(false, "graphpro.", op, ": rowptr is not non-decreasing");
+    case kRowptrBadEnds:
+      TORCH_CHECK(false, "graphpro.", op, ": rowptr must start at 0 and end at the number of edges");
+    case kHistoryUnsorted:
+      TORCH_CHECK(false, "graphpro.", op,
+                  ": a user's history row is not strictly increasing (sort it and drop duplicates)");
+    case kHistoryOutOfRange:
+      TORCH_CHECK(false, "graphpro.", op, ": a history item is outside [0, num_items)");
+    case kComplementTooSmall:
+      TORCH_CHECK(false, "graphpro.", op,
+                  ": a user's history holds every item, so no negative item can be sampled");
+    case kUserOutOfRange:
+      TORCH_CHECK(false, "graphpro.", op, ": a user index is outside the history's rows");
+    default:
+      TORCH_CHECK(false, "graphpro.", op, ": kernel reported error ", code);
+  }
+}
+
+}  // namespace graphpro

@@ -1,0 +1,118 @@
+// Math shared by the CPU and CUDA kernels: torch-free so that .cu files can include it.
+#pragma once
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define GP_HD __host__ __device__ __forceinline__
+#else
+#define GP_HD inline
+#endif
+
+namespace graphpro {
+
+// SplitMix64 finaliser: a bijective avalanche mix, cheap on both CPU and GPU.
+GP_HD uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Edge dropout without a mask tensor: an interaction {a, b} is kept iff a counter-based hash of
+// (seed, min, max) falls under the threshold, so both directions of an interaction share one
+// decision and the backward pass can rebuild it. graphpro_ext.reference.edge_keep_mask mirrors it.
+GP_HD bool edge_kept(uint64_t seed_key, int64_t r, int64_t c, uint64_t threshold) {
+  const uint64_t lo = static_cast<uint64_t>(r < c ? r : c);
+  const uint64_t hi = static_cast<uint64_t>(r < c ? c : r);
+  const uint64_t h = mix64(seed_key ^ mix64(lo * 0x9e3779b97f4a7c15ULL + hi));
+  return (h >> 32) < threshold;
+}
+
+// keep_prob in [0, 1] -> threshold on the top 32 bits of the hash.
+GP_HD uint64_t keep_threshold(double keep_prob) {
+  return keep_prob >= 1.0 ? (1ULL << 32) : static_cast<uint64_t>(keep_prob * 4294967296.0);
+}
+
+GP_HD uint64_t seed_key(int64_t seed) { return mix64(static_cast<uint64_t>(seed) + 0x632be59bd9b4e019ULL); }
+
+// Philox4x32-10 (Salmon et al., SC'11): counter-based, so every (seed, user position, j) draws the
+// same numbers on any device and thread count.
+struct Philox4 {
+  uint32_t v[4];
+};
+
+GP_HD uint32_t mulhilo32(uint32_t a, uint32_t b, uint32_t* hi) {
+  const uint64_t p = static_cast<uint64_t>(a) * b;
+  *hi = static_cast<uint32_t>(p >> 32);
+  return static_cast<uint32_t>(p);
+}
+
+GP_HD Philox4 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
+                            uint32_t k1) {
+  for (int round = 0; round < 10; ++round) {
+    uint32_t hi0, hi1;
+    const uint32_t lo0 = mulhilo32(0xD2511F53u, c0, &hi0);
+    const uint32_t lo1 = mulhilo32(0xCD9E8D57u, c2, &hi1);
+    const uint32_t n0 = hi1 ^ c1 ^ k0;
+    const uint32_t n2 = hi0 ^ c3 ^ k1;
+    c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return Philox4{{c0, c1, c2, c3}};
+}
+
+// Uniform integer in [0, n) from 64 random bits (multiply-high; bias <= n / 2^64).
+GP_HD uint64_t bounded64(uint64_t x, uint64_t n) {
+#if defined(__CUDA_ARCH__)
+  return __umul64hi(x, n);
+#else
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(x) * n) >> 64);
+#endif
+}
+
+// Random draw j of user position b: one 64-bit value from a Philox block keyed by the seed.
+GP_HD uint64_t sample_bits(int64_t seed, int64_t b, int64_t j) {
+  const uint64_t s = static_cast<uint64_t>(seed);
+  const Philox4 o = philox4x32_10(static_cast<uint32_t>(j), static_cast<uint32_t>(j >> 32),
+                                  static_cast<uint32_t>(b), static_cast<uint32_t>(b >> 32),
+                                  static_cast<uint32_t>(s), static_cast<uint32_t>(s >> 32));
+  return (static_cast<uint64_t>(o.v[0]) << 32) | o.v[1];
+}
+
+// The r-th item (0-based) not in the strictly increasing history h[0..n): because h[j] - j is
+// non-decreasing, the answer is r + #{j : h[j] - j <= r}, found by binary search. This samples the
+// complement exactly with one draw, so near-full histories cost the same as empty ones.
+template <typename index_t>
+GP_HD int64_t nth_missing(const index_t* h, int64_t n, int64_t r) {
+  int64_t lo = 0, hi = n;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) >> 1;
+    if (static_cast<int64_t>(h[mid]) - mid <= r) lo = mid + 1; else hi = mid;
+  }
+  return r + lo;
+}
+
+// First position in sorted h[0..n) whose value is >= v.
+template <typename index_t>
+GP_HD int64_t lower_bound_idx(const index_t* h, int64_t n, int64_t v) {
+  int64_t lo = 0, hi = n;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) >> 1;
+    if (static_cast<int64_t>(h[mid]) < v) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+// Error codes kernels report through one int (CPU: atomic; CUDA: device flag read by the glue).
+enum ErrorCode : int {
+  kOk = 0,
+  kColumnOutOfRange = 1,
+  kRowptrNotMonotone = 2,
+  kRowptrBadEnds = 3,
+  kHistoryUnsorted = 4,
+  kHistoryOutOfRange = 5,
+  kComplementTooSmall = 6,
+  kUserOutOfRange = 7,
+};
+
+}  // namespace graphpro
