@@ -5,7 +5,7 @@ execute_process(
   COMMAND ${Python_EXECUTABLE} -c [=[
 import os, torch
 from torch.utils.cpp_extension import include_paths
-print(";".join(include_paths()))
+print(",".join(include_paths()))
 print(os.path.join(os.path.dirname(torch.__file__), "lib"))
 print(int(torch._C._GLIBCXX_USE_CXX11_ABI))
 print(torch.version.cuda or "")

@@ -83,8 +83,48 @@ inline void raise_on_error(int code, const char* op) {
                   ": a user's history holds every item, so no negative item can be sampled");
     case kUserOutOfRange:
       TORCH_CHECK(false, "graphpro.", op, ": a user index is outside the history's rows");
+    case kNonFiniteTime:
+      TORCH_CHECK(false, "graphpro.", op, ": edge_time holds a NaN or infinite value");
     default:
       TORCH_CHECK(false, "graphpro.", op, ": kernel reported error ", code);
+  }
+}
+
+// Inputs of the fused temporal ops (temporal_spmm, lightgcn and their backward), both backends.
+// edge_time / node_norm / row_lse must already be in x's accumulation dtype (ops.py converts).
+inline void check_temporal_inputs(const at::Tensor& rowptr, const at::Tensor& col,
+                                  const std::optional<at::Tensor>& edge_time,
+                                  const at::Tensor& node_norm, const at::Tensor* row_lse,
+                                  const at::Tensor& x, double time_weight, double keep_prob,
+                                  const char* op) {
+  check_csr(rowptr, col);
+  const int64_t n = rowptr.numel() - 1;
+  check_features(x, rowptr, "x");
+  TORCH_CHECK(x.size(0) == n, "graphpro.", op, ": the graph is square over ", n,
+              " nodes but x has ", x.size(0), " rows");
+  TORCH_CHECK(time_weight >= 0.0 && time_weight <= 1.0, "graphpro.", op,
+              ": time_weight must be in [0, 1], got ", time_weight);
+  check_prob(keep_prob);
+  const auto acc = opmath_dtype(x.scalar_type());
+  check_values(node_norm, n, acc, rowptr, "node_norm", "node");
+  if (time_weight != 0.0) {
+    TORCH_CHECK(edge_time.has_value(), "graphpro.", op, ": edge_time is required when time_weight > 0");
+    check_values(*edge_time, col.numel(), acc, rowptr, "edge_time", "edge");
+    if (row_lse != nullptr) check_values(*row_lse, n, acc, rowptr, "row_lse", "node");
+  }
+}
+
+// History CSR (one sorted row of item ids per user) plus the user rows a batch refers to.
+inline void check_history_inputs(const at::Tensor& hist_rowptr, const at::Tensor& hist_items,
+                                 const at::Tensor* users, const char* op) {
+  TORCH_CHECK(hist_rowptr.dim() == 1 && hist_rowptr.numel() >= 1 &&
+                  hist_rowptr.scalar_type() == at::kLong,
+              "graphpro.", op, ": hist_rowptr must be a 1-D int64 tensor with num_users+1 entries");
+  check_index(hist_items, "hist_items");
+  check_same_device(hist_rowptr, hist_items, "hist_items");
+  if (users != nullptr) {
+    check_index(*users, "users");
+    check_same_device(hist_rowptr, *users, "users");
   }
 }
 

@@ -113,6 +113,7 @@ enum ErrorCode : int {
   kHistoryOutOfRange = 5,
   kComplementTooSmall = 6,
   kUserOutOfRange = 7,
+  kNonFiniteTime = 8,
 };
 
 }  // namespace graphpro

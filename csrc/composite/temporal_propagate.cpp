@@ -1,5 +1,6 @@
 // graphpro::temporal_propagate: one GraphPro layer = row statistics + fused weighted SpMM.
 // Device-generic (CompositeExplicitAutograd); autograd lives in ops.py.
+#include <ATen/ATen.h>
 #include <torch/library.h>
 
 namespace graphpro {

@@ -1,0 +1,83 @@
+// Helpers shared by the CPU kernels: edge-balanced row partitioning and fused CSR validation.
+#pragma once
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+#include "common/checks.h"
+#include "common/device_math.h"
+#include "common/dispatch.h"
+
+namespace graphpro::cpu {
+
+// Runs fn(row_begin, row_end) over chunks holding about equal numbers of edges (not rows), so a
+// power-law row distribution does not leave one thread with most of the work.
+template <typename F>
+void parallel_rows(const int64_t* rowptr, int64_t num_rows, F&& fn) {
+  if (num_rows <= 0) return;
+  const int64_t num_edges = std::max<int64_t>(rowptr[num_rows] - rowptr[0], 0);
+  const int64_t chunks =
+      std::min<int64_t>(num_rows, std::max<int64_t>(1, at::get_num_threads() * 8));
+  if (chunks == 1 || num_edges + num_rows < 4096) {
+    fn(int64_t{0}, num_rows);
+    return;
+  }
+  std::vector<int64_t> bounds(chunks + 1);
+  bounds[0] = 0;
+  bounds[chunks] = num_rows;
+  const double per = static_cast<double>(num_edges + num_rows) / chunks;
+  for (int64_t k = 1; k < chunks; ++k) {
+    // Cost of rows [0, r) is rowptr[r] + r: edges plus a per-row overhead.
+    const double target = per * k;
+    int64_t lo = bounds[k - 1], hi = num_rows;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) >> 1;
+      if (static_cast<double>(rowptr[mid] - rowptr[0] + mid) < target) lo = mid + 1; else hi = mid;
+    }
+    bounds[k] = lo;
+  }
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      if (bounds[c] < bounds[c + 1]) fn(bounds[c], bounds[c + 1]);
+    }
+  });
+}
+
+// The ends of rowptr are read directly; per-row monotonicity and column range are checked inside
+// the kernels' own loops (fused: no extra pass over the edges).
+inline void check_rowptr_ends(const at::Tensor& rowptr, int64_t num_edges, const char* op) {
+  const int64_t* rp = rowptr.data_ptr<int64_t>();
+  const int64_t n = rowptr.numel() - 1;
+  if (rp[0] != 0 || rp[n] != num_edges) raise_on_error(kRowptrBadEnds, op);
+}
+
+// Row bounds guarded so a non-monotone rowptr can never send a kernel out of bounds.
+inline bool row_bounds_ok(const int64_t* rp, int64_t r, int64_t num_edges, std::atomic<int>& err) {
+  const int64_t b = rp[r], e = rp[r + 1];
+  if (b < 0 || e < b || e > num_edges) {
+    err.store(kRowptrNotMonotone, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+template <typename index_t>
+inline bool col_ok(index_t c, int64_t num_cols, std::atomic<int>& err) {
+  if (static_cast<uint64_t>(static_cast<int64_t>(c)) >= static_cast<uint64_t>(num_cols)) {
+    err.store(kColumnOutOfRange, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+// acc[0..d) += w * x[0..d): the hot loop of every SpMM; written plainly so the compiler
+// vectorises it.
+template <typename acc_t, typename scalar_t>
+inline void axpy(acc_t* __restrict__ acc, const scalar_t* __restrict__ x, acc_t w, int64_t d) {
+#pragma omp simd
+  for (int64_t k = 0; k < d; ++k) acc[k] += w * static_cast<acc_t>(x[k]);
+}
+
+}  // namespace graphpro::cpu
