@@ -1,0 +1,68 @@
+"""The ops the trainer calls: the fused ``graphpro_ext.ops`` when the compiled extension loads,
+else the plain-PyTorch ``graphpro_ext.reference`` (same math, much slower), so the trainer can be
+developed and tested before the extension is built. ``FUSED`` says which one is in use."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+try:  # the compiled library registers torch.ops.graphpro.*; any failure means "not built"
+    from graphpro_ext import ops as _ops
+
+    FUSED = True
+except Exception:  # noqa: BLE001 - ImportError, OSError or a missing schema all mean the same
+    from graphpro_ext import reference as _ops
+
+    FUSED = False
+
+__all__ = ["FUSED", "lightgcn", "sample_negatives", "topk_masked", "backend_name"]
+
+
+def backend_name() -> str:
+    return "graphpro_ext.ops (fused)" if FUSED else "graphpro_ext.reference (plain PyTorch)"
+
+
+def lightgcn(graph, x: torch.Tensor, num_layers: int, time_weight: float, keep_prob: float = 1.0,
+             seed: int = 0) -> torch.Tensor:
+    """sum_{l=0..L} A^l x over a TemporalGraph (time_weight=0: plain LightGCN)."""
+    return _ops.lightgcn(graph.rowptr, graph.col, graph.edge_time, graph.node_norm, x,
+                         num_layers=num_layers, time_weight=time_weight, keep_prob=keep_prob,
+                         seed=seed)
+
+
+def sample_negatives(hist_rowptr, hist_items, users, num_items: int, k: int, seed: int):
+    """int64 [B, k] uniform negatives outside each user's history row."""
+    if FUSED:
+        return _ops.sample_negatives(hist_rowptr, hist_items, users, num_items, k, seed)
+    return _numpy_negatives(hist_rowptr, hist_items, users, num_items, k, seed)
+
+
+def _numpy_negatives(hist_rowptr, hist_items, users, num_items, k, seed):
+    # Vectorised rejection sampling; reference.sample_negatives loops in Python per user, which
+    # would dominate an epoch.
+    rp = hist_rowptr.cpu().numpy()
+    items = hist_items.cpu().numpy().astype(np.int64)
+    row_of = np.repeat(np.arange(rp.size - 1, dtype=np.int64), np.diff(rp))
+    keys = row_of * num_items + items  # sorted: rows ascending, items ascending within a row
+    u = np.repeat(users.cpu().numpy().astype(np.int64), k)
+    rng = np.random.default_rng(seed)
+    out = rng.integers(0, num_items, u.size)
+    bad = np.ones(u.size, dtype=bool)
+    while True:
+        q = u[bad] * num_items + out[bad]
+        pos = np.minimum(np.searchsorted(keys, q), max(keys.size - 1, 0))
+        hit = keys[pos] == q if keys.size else np.zeros(q.size, dtype=bool)
+        idx = np.flatnonzero(bad)
+        bad[:] = False
+        bad[idx[hit]] = True
+        if not bad.any():
+            break
+        out[bad] = rng.integers(0, num_items, int(bad.sum()))
+    return torch.from_numpy(out.reshape(-1, k)).to(users.device)
+
+
+def topk_masked(user_emb, item_emb, hist_rowptr, hist_items, k: int, users=None):
+    """(scores, ids) of the k best items per row with the user's history masked (ids -1 past
+    the unmasked items)."""
+    return _ops.topk_masked(user_emb, item_emb, hist_rowptr, hist_items, k, users=users)

@@ -1,0 +1,92 @@
+"""results.json, results.md (tables) and recall_per_stage.png in the output folder."""
+
+from __future__ import annotations
+
+import json
+import os
+
+__all__ = ["write_reports", "markdown"]
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.4f}"
+
+
+def markdown(results: dict, k: int = 20) -> str:
+    """The per-stage tables of every method (Recall@k, NDCG@k), plus the protocol notes."""
+    methods = results.get("methods", {})
+    proto = results.get("protocol", {})
+    lines = [f"# Results: {results.get('dataset', '?')}", ""]
+    lines.append(f"Model selection: `--select-on {proto.get('select_on')}`"
+                 + (" (best epoch chosen on the test snapshot, as the reference code does)"
+                    if proto.get("select_on") == "test" else
+                    f" (best epoch chosen on a held-out {proto.get('val_frac')} of each "
+                    "fine-tuning snapshot)")
+                 + f"; test pairs already in the history are "
+                 + ("dropped" if proto.get("drop_seen_test_pairs") else "kept (protocol default)")
+                 + f"; backend: {results.get('backend')}.")
+    lines.append("")
+    if not methods:
+        return "\n".join(lines + ["(no stage results)"]) + "\n"
+    n = max(len(m["stages"]) for m in methods.values())
+    for metric in (f"recall@{k}", f"ndcg@{k}"):
+        lines += [f"## {metric.capitalize()}", "",
+                  "| method | " + " | ".join(f"S{i}" for i in range(1, n + 1)) + " | avg |",
+                  "|---" * (n + 2) + "|"]
+        for name, m in methods.items():
+            vals = [_fmt(s[metric]) for s in m["stages"]] + ["–"] * (n - len(m["stages"]))
+            lines.append(f"| {name} | " + " | ".join(vals) + f" | **{_fmt(m['average'][metric])}** |")
+        lines.append("")
+    lines += [f"## Recall@{k}: users fine-tuned at the stage vs. cold users", "",
+              "| method | " + " | ".join(f"S{i} tuned / cold" for i in range(1, n + 1)) + " |",
+              "|---" * (n + 1) + "|"]
+    for name, m in methods.items():
+        cells = [f"{_fmt((s.get('tuned') or {}).get(f'recall@{k}'))} / "
+                 f"{_fmt((s.get('cold') or {}).get(f'recall@{k}'))}" for s in m["stages"]]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    share = results.get("seen_test_share", [])
+    if share:
+        lines += ["Share of test pairs already in the user's history (never hittable under the "
+                  "masked protocol): " + ", ".join(f"S{i + 1} {s:.1%}" for i, s in
+                                                    enumerate(share)), ""]
+    wall = results.get("wall_s", {})
+    if wall:
+        lines += ["Wall time (s): " + ", ".join(f"{k_} {v:.1f}" for k_, v in wall.items()), ""]
+    pre = results.get("pretrain", {})
+    for kind, s in pre.items():
+        lines.append(f"Pre-training {kind}: {s['epochs_run']} epochs (best {s['best_epoch']}), "
+                     f"{s['epoch_train_s']:.2f} s per training epoch.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: str, k: int = 20) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, m in results.get("methods", {}).items():
+        xs = [s["stage"] for s in m["stages"]]
+        ax.plot(xs, [s[f"recall@{k}"] for s in m["stages"]], marker="o", label=name)
+    ax.set_xlabel("stage")
+    ax.set_ylabel(f"Recall@{k}")
+    ax.set_title(f"{results.get('dataset', '')}: Recall@{k} per stage")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_reports(results: dict, out: str, k: int = 20) -> None:
+    os.makedirs(out, exist_ok=True)
+    tmp = os.path.join(out, "results.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(results, f, indent=1, default=float)
+    os.replace(tmp, os.path.join(out, "results.json"))
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(markdown(results, k))
+    if results.get("methods"):
+        plot(results, os.path.join(out, "recall_per_stage.png"), k)

@@ -1,0 +1,155 @@
+"""The BPR training loop shared by pre-training, fine-tuning stages and baselines: shuffled
+mini-batches over the training interactions, one uniform negative per positive, full-graph
+propagation per batch (with edge dropout), evaluation every epoch, early stopping on Recall@K,
+and resumable checkpoints.
+
+Every random choice is keyed by (seed, phase tag, epoch, batch), so a run resumed from a
+checkpoint replays exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import backend
+from .metrics import EvalSet, evaluate
+from .model import EmbeddingModel, bpr_loss
+
+log = logging.getLogger("graphpro")
+
+__all__ = ["TrainConfig", "fit", "derive_seed", "save_atomic", "maybe_fail"]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 300
+    patience: int = 10
+    batch_size: int = 2048
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    keep_prob: float = 0.5  # 1 - edge dropout
+    topk: int = 20
+    eval_batch: int = 2048
+    ckpt_every: int = 5  # epochs between mid-phase checkpoints (0: never)
+    seed: int = 2023
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from ints and strings (strings hashed with crc32, stable across runs)."""
+    ints = [zlib.crc32(p.encode()) if isinstance(p, str) else int(p) for p in parts]
+    return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def save_atomic(obj, path: str) -> None:
+    """torch.save to a temp file, fsync, then rename: a crash leaves the old file or the new one."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def maybe_fail(tag: str) -> None:
+    """Test hook: ``GRAPHPRO_FAIL_AT=<tag>`` ends the process abruptly (like kill -9: no
+    cleanup, no exception handlers) right after the checkpoint point named ``tag``."""
+    if os.environ.get("GRAPHPRO_FAIL_AT") == tag:
+        sys.stderr.write(f"GRAPHPRO_FAIL_AT={tag}: simulated crash\n")
+        sys.stderr.flush()
+        os._exit(75)
+
+
+def _clone_state(model: torch.nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def fit(model: EmbeddingModel, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
+        select: EvalSet, cfg: TrainConfig, tag: str, ckpt_path: str | None = None,
+        resume: bool = False) -> dict:
+    """Train ``model`` with BPR on ``graph``'s interactions; choose the epoch with the best
+    Recall@K on ``select`` (restored into ``model`` on return).
+
+    ``neg_hist`` is the history CSR negatives must avoid. Returns a summary: best epoch, its
+    metrics, per-epoch history and the time spent training and evaluating."""
+    dev = graph.device
+    nu, ni = graph.num_users, graph.num_items
+    rp, cols = graph.user_history()
+    rp_cpu = rp.cpu().numpy()
+    pair_users = torch.from_numpy(np.repeat(np.arange(nu, dtype=np.int64), np.diff(rp_cpu)))
+    pair_items = cols.cpu().long()
+    n = pair_users.numel()
+    neg_rp, neg_items = neg_hist[0].to(dev), neg_hist[1].to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    st = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "best_metrics": None, "bad": 0,
+          "history": [], "train_s": 0.0, "eval_s": 0.0, "best_state": None}
+    if resume and ckpt_path and os.path.exists(ckpt_path):
+        saved = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optim"])
+        st = saved["state"]
+        log.info(f"[{tag}] resumed from {ckpt_path} after epoch {st['epoch']}")
+    k = cfg.topk
+    bar = tqdm(total=cfg.epochs, initial=st["epoch"], desc=tag, unit="ep", leave=False,
+               disable=not sys.stderr.isatty())
+    for epoch in range(st["epoch"], cfg.epochs):
+        if st["bad"] >= cfg.patience:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.from_numpy(np.random.default_rng(derive_seed(cfg.seed, tag, epoch))
+                                .permutation(n))
+        total = 0.0
+        for b, start in enumerate(range(0, n, cfg.batch_size)):
+            idx = perm[start:start + cfg.batch_size]
+            users, pos = pair_users[idx].to(dev), pair_items[idx].to(dev)
+            s = derive_seed(cfg.seed, tag, epoch, b)
+            neg = backend.sample_negatives(neg_rp, neg_items, users, ni, 1, s)[:, 0]
+            out = model(graph, cfg.keep_prob, s)
+            loss = bpr_loss(model, out, nu, users, pos, neg, cfg.weight_decay)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss) * idx.numel()
+        t1 = time.perf_counter()
+        model.eval()
+        with torch.no_grad():
+            metrics = evaluate(model(graph), nu, select, k, cfg.eval_batch)
+        t2 = time.perf_counter()
+        st["train_s"] += t1 - t0
+        st["eval_s"] += t2 - t1
+        score = metrics[f"recall@{k}"]
+        if score > st["best_score"]:
+            st.update(best_score=score, best_epoch=epoch, best_metrics=metrics, bad=0,
+                      best_state=_clone_state(model))
+        else:
+            st["bad"] += 1
+        st["history"].append({"epoch": epoch, "loss": total / max(n, 1), f"recall@{k}": score,
+                              f"ndcg@{k}": metrics[f"ndcg@{k}"], "train_s": t1 - t0,
+                              "eval_s": t2 - t1})
+        st["epoch"] = epoch + 1
+        log.info(f"[{tag}] epoch {epoch:3d}  loss {total / max(n, 1):.4f}  "
+                 f"recall@{k} {score:.4f}  ndcg@{k} {metrics[f'ndcg@{k}']:.4f}  "
+                 f"train {t1 - t0:.2f}s  eval {t2 - t1:.2f}s"
+                 + ("  *" if st["best_epoch"] == epoch else ""))
+        bar.update(1)
+        if ckpt_path and cfg.ckpt_every and st["epoch"] % cfg.ckpt_every == 0:
+            save_atomic({"model": model.state_dict(), "optim": opt.state_dict(), "state": st},
+                        ckpt_path)
+        maybe_fail(f"{tag}/epoch{epoch + 1}")
+    bar.close()
+    if st["best_state"] is not None:
+        model.load_state_dict(st["best_state"])
+    return {"best_epoch": st["best_epoch"], "epochs_run": st["epoch"],
+            "select": st["best_metrics"], "history": st["history"],
+            "train_s": st["train_s"], "eval_s": st["eval_s"],
+            "epoch_train_s": st["train_s"] / max(len(st["history"]), 1)}
