@@ -1,0 +1,95 @@
+"""Shared fixtures of the operator tests.
+
+* ``device``: every op test runs on "cpu" and "cuda"; cuda is skipped when torch has no GPU or
+  graphpro_ext was built without the CUDA kernels.
+* ``seed`` / ``gen``: fresh random inputs on every run. The seed is drawn at random (or taken from
+  ``GRAPHPRO_TEST_SEED`` to replay a failure) and reported with every failing test.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import op_graphs` from the tests
+
+import graphpro_ext  # noqa: E402
+import graphpro_ext.ops  # noqa: E402,F401  (registers fake kernels and autograd)
+
+
+def cuda_usable() -> bool:
+    return torch.cuda.is_available() and graphpro_ext.with_cuda()
+
+
+_SKIP_CUDA = pytest.mark.skipif(
+    not cuda_usable(), reason="needs a CUDA device and a graphpro_ext build with CUDA kernels"
+)
+DEVICES = ["cpu", pytest.param("cuda", marks=[_SKIP_CUDA, pytest.mark.cuda])]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def seed(request) -> int:
+    env = os.environ.get("GRAPHPRO_TEST_SEED")
+    s = int(env) if env else random.SystemRandom().randrange(2**31)
+    request.node.user_properties.append(("seed", s))
+    return s
+
+
+@pytest.fixture
+def gen(seed) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for name, value in item.user_properties:
+            if name == "seed":
+                rep.sections.append(
+                    ("random seed", f"replay with GRAPHPRO_TEST_SEED={value} pytest '{item.nodeid}'")
+                )
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison helpers
+# ---------------------------------------------------------------------------------------------
+def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double().cpu(), b.double().cpu()
+    if a.numel() == 0:
+        return 0.0
+    return float((a - b).abs().max())
+
+
+def assert_close(actual, expected, *, seed, rtol=None, atol=None, what="") -> None:
+    """torch.testing.assert_close on CPU copies with the seed in the message."""
+    torch.testing.assert_close(
+        actual.cpu(), expected.to(actual.dtype).cpu(), rtol=rtol, atol=atol,
+        msg=lambda m: f"{what} (seed={seed}): {m}",
+    )
+
+
+def assert_lowp_close(ours, ref_same, ref64, *, seed, what="", eps_rel=1e-3) -> None:
+    """CONVENTIONS.md low-precision rule: our error vs the fp64 reference is at most 2x the error of
+    a same-precision PyTorch reference, plus a small epsilon relative to the output's scale."""
+    assert ours.dtype == ref_same.dtype, (ours.dtype, ref_same.dtype)
+    assert torch.isfinite(ours).all(), f"{what}: non-finite output (seed={seed})"
+    ours_err = max_err(ours, ref64)
+    ref_err = max_err(ref_same, ref64)
+    scale = float(ref64.abs().max()) if ref64.numel() else 0.0
+    eps = eps_rel * max(scale, 1e-6)
+    assert ours_err <= 2 * ref_err + eps, (
+        f"{what} (seed={seed}): max error {ours_err:.3g} > 2 x {ref_err:.3g} (same-precision "
+        f"reference) + {eps:.3g}"
+    )

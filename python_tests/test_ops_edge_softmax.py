@@ -1,0 +1,140 @@
+"""graphpro.edge_softmax (+ edge_softmax_backward) against graphpro_ext.reference.edge_softmax."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import assert_close, assert_lowp_close
+from op_graphs import random_csr, tiny_csr
+
+import graphpro_ext.ops as ops
+import graphpro_ext.reference as ref
+
+TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float64: dict(rtol=1e-12, atol=1e-13)}
+
+
+def _scores(gen, n, dtype, spread=5.0):
+    return (torch.randn(n, generator=gen, dtype=torch.float64) * spread).to(dtype)
+
+
+@pytest.mark.parametrize("big_row", [False, True], ids=["powerlaw", "bigrow"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_matches_reference(device, gen, seed, dtype, big_row):
+    g = random_csr(gen, 80, 60, big_row=big_row).to(device)
+    s = _scores(gen, g.num_edges, dtype).to(device)
+    out = ops.edge_softmax(g.rowptr, s)
+    assert out.shape == s.shape and out.dtype == dtype
+    expected = ref.edge_softmax(g.rowptr, s.double())
+    assert_close(out, expected, seed=seed, what="edge_softmax", **TOL[dtype])
+    # Every non-empty row sums to one.
+    rows = ref.row_index(g.rowptr, g.num_edges)
+    sums = torch.zeros(g.num_rows, dtype=torch.float64, device=device).index_add(0, rows, out.double())
+    nonempty = g.degrees() > 0
+    assert_close(sums[nonempty], torch.ones_like(sums[nonempty]), seed=seed, what="row sums",
+                 rtol=0, atol=1e-5)
+
+
+def test_all_equal_and_large_scores(device, gen, seed):
+    """Equal scores give 1/deg; huge scores (1e4) must not overflow (max subtraction)."""
+    g = random_csr(gen, 50, 40).to(device)
+    deg = g.degrees()
+    rows = ref.row_index(g.rowptr, g.num_edges)
+    out = ops.edge_softmax(g.rowptr, torch.full((g.num_edges,), 3.0, device=device))
+    assert_close(out, (1.0 / deg[rows].double()), seed=seed, what="equal scores")
+    s = _scores(gen, g.num_edges, torch.float32).to(device) + 1e4
+    out = ops.edge_softmax(g.rowptr, s)
+    assert torch.isfinite(out).all()
+    assert_close(out, ref.edge_softmax(g.rowptr, s.double()), seed=seed, what="shifted",
+                 rtol=1e-3, atol=1e-5)
+
+
+def test_all_masked_row_gives_zeros(device):
+    """A row whose scores are all -inf has no softmax: the kernel documents zeros (not NaN)."""
+    rowptr = torch.tensor([0, 2, 3], device=device)
+    s = torch.tensor([float("-inf"), float("-inf"), 1.0], device=device)
+    out = ops.edge_softmax(rowptr, s)
+    assert torch.equal(out.cpu(), torch.tensor([0.0, 0.0, 1.0]))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision(device, gen, seed, dtype):
+    g = random_csr(gen, 80, 60).to(device)
+    s = _scores(gen, g.num_edges, dtype, spread=2.0).to(device)
+    out = ops.edge_softmax(g.rowptr, s)
+    assert out.dtype == dtype
+    assert_lowp_close(out, ref.edge_softmax(g.rowptr, s), ref.edge_softmax(g.rowptr, s.double()),
+                      seed=seed, what=f"edge_softmax {dtype}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_backward_matches_reference(device, gen, seed, dtype):
+    g = random_csr(gen, 70, 50, big_row=True).to(device)
+    s = _scores(gen, g.num_edges, dtype).to(device)
+    go = torch.randn(g.num_edges, generator=gen, dtype=dtype).to(device)
+    s1 = s.clone().requires_grad_()
+    ops.edge_softmax(g.rowptr, s1).backward(go)
+    s2 = s.double().requires_grad_()
+    ref.edge_softmax(g.rowptr, s2).backward(go.double())
+    assert_close(s1.grad, s2.grad, seed=seed, what="grad scores", **TOL[dtype])
+
+
+def test_gradcheck(gen, seed):
+    g = tiny_csr(gen, 5, 4)
+    s = torch.randn(g.num_edges, generator=gen, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: ops.edge_softmax(g.rowptr, t), (s,)), seed
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_opcheck(device, gen, requires_grad):
+    g = tiny_csr(gen, 6, 5).to(device)
+    s = torch.randn(g.num_edges, generator=gen, dtype=torch.float64).to(device)
+    s.requires_grad_(requires_grad)
+    torch.library.opcheck(torch.ops.graphpro.edge_softmax.default, (g.rowptr, s))
+    out = ops.edge_softmax(g.rowptr, s.detach())
+    go = torch.randn_like(out)
+    torch.library.opcheck(torch.ops.graphpro.edge_softmax_backward.default, (g.rowptr, out, go))
+
+
+def test_empty_graph(device):
+    rowptr = torch.zeros(4, dtype=torch.int64, device=device)
+    out = ops.edge_softmax(rowptr, torch.empty(0, device=device))
+    assert out.shape == (0,)
+
+
+class TestBadInputs:
+    def test_int32_rowptr(self, device):
+        with pytest.raises(RuntimeError, match="rowptr must be a 1-D int64"):
+            ops.edge_softmax(torch.tensor([0, 2], dtype=torch.int32, device=device),
+                             torch.ones(2, device=device))
+
+    def test_integer_scores(self, device):
+        with pytest.raises(RuntimeError, match="scores must be a floating-point tensor"):
+            ops.edge_softmax(torch.tensor([0, 2], device=device), torch.ones(2, dtype=torch.long,
+                                                                              device=device))
+
+    def test_2d_scores(self, device):
+        with pytest.raises(RuntimeError, match=r"scores must be 1-D \[E\]"):
+            ops.edge_softmax(torch.tensor([0, 2], device=device), torch.ones(2, 1, device=device))
+
+    def test_rowptr_not_ending_at_num_edges(self, device):
+        with pytest.raises(RuntimeError, match="rowptr must start at 0 and end at the number of edges"):
+            ops.edge_softmax(torch.tensor([0, 2, 3], device=device), torch.ones(4, device=device))
+
+    def test_rowptr_not_starting_at_zero(self, device):
+        with pytest.raises(RuntimeError, match="rowptr must start at 0"):
+            ops.edge_softmax(torch.tensor([1, 2, 3], device=device), torch.ones(3, device=device))
+
+    def test_rowptr_not_monotone(self, device):
+        with pytest.raises(RuntimeError, match="rowptr is not non-decreasing"):
+            ops.edge_softmax(torch.tensor([0, 3, 1, 4], device=device), torch.ones(4, device=device))
+
+    def test_backward_mismatch(self, device):
+        rowptr = torch.tensor([0, 2], device=device)
+        with pytest.raises(RuntimeError, match="out and grad_out must match"):
+            torch.ops.graphpro.edge_softmax_backward(
+                rowptr, torch.ones(2, device=device), torch.ones(2, dtype=torch.float64, device=device))
+
+    @pytest.mark.skipif(not torch.cuda.is_available(), reason="wrong-device check needs a GPU")
+    def test_wrong_device(self):
+        with pytest.raises(RuntimeError, match="is on"):
+            ops.edge_softmax(torch.tensor([0, 2]), torch.ones(2, device="cuda"))
