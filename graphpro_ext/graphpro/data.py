@@ -111,7 +111,10 @@ def _parse_id(tok: str) -> int:
 
 
 def _parse_time(tok: str) -> float:
-    t = float(tok)  # ValueError for non-numeric text
+    try:
+        t = float(tok)
+    except ValueError:
+        raise ValueError(tok) from None
     if not math.isfinite(t):
         raise ValueError(tok)
     return t
@@ -396,7 +399,8 @@ def synthetic(num_users: int = 3000, num_items: int = 2000, num_topics: int = 16
     weeks = pretrain_weeks + num_snapshots
     week_s = 7 * 86400.0
     t_origin = 1_600_000_000.0
-    topic = rng.integers(0, num_topics, num_items)
+    num_topics = max(1, min(num_topics, num_items))
+    topic = rng.permutation(np.arange(num_items) % num_topics)  # no topic left without items
     birth = rng.uniform(-2.0, weeks, num_items)  # in weeks; some items predate the data
     life = 1.0 + rng.exponential(3.0, num_items)
     popularity = rng.lognormal(0.0, 1.0, num_items)

@@ -119,7 +119,7 @@ def fit(model: EmbeddingModel, graph, neg_hist: tuple[torch.Tensor, torch.Tensor
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * idx.numel()
+            total += loss.item() * idx.numel()
         t1 = time.perf_counter()
         model.eval()
         with torch.no_grad():

@@ -1,0 +1,114 @@
+"""The ``graphpro`` CLI end to end on tiny data: outputs, static training, data errors, and a
+run killed at several points (mid-epoch loop, after a stage) that resumes to identical results."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from graphpro_ext.graphpro.cli import main
+
+TINY = ["--synthetic-users", "150", "--synthetic-items", "100", "--synthetic-snapshots", "3",
+        "--dim", "16", "--batch-size", "512", "--epochs", "3", "--stage-epochs", "2",
+        "--pretrain-val-users", "100", "--eval-batch", "64"]
+
+
+def test_tiny_run_writes_reports(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), *TINY]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["methods"]) == {"graphpro", "graphpro-PT", "graphpro-GT", "graphpro-IU",
+                                   "graphpro-TE", "finetune", "full"}
+    for m in res["methods"].values():
+        assert len(m["stages"]) == 2
+        for s in m["stages"]:
+            assert 0.0 <= s["recall@20"] <= 1.0 and 0.0 <= s["ndcg@20"] <= 1.0
+            assert s["tuned"]["users"] + s["cold"]["users"] == s["users"]
+        assert m["average"]["recall@20"] == pytest.approx(
+            sum(s["recall@20"] for s in m["stages"]) / 2)
+    assert res["protocol"]["select_on"] == "val"
+    assert res["hyperparameters"]["preset"] == "synthetic"
+    assert set(res["pretrain"]) == {"graphpro", "lightgcn"}
+    assert len(res["seen_test_share"]) == 2
+    assert "pretrain-graphpro" in res["wall_s"]
+    md = (out / "results.md").read_text()
+    assert "| graphpro |" in md and "select-on val" in md
+    assert (out / "recall_per_stage.png").stat().st_size > 1000
+    assert "epoch   0" in (out / "log.txt").read_text()
+
+
+def test_pretrain_then_finetune_and_select_on_test(tmp_path):
+    out = str(tmp_path / "pf")
+    common = ["--out", out, "--select-on", "test", "--drop-seen-test-pairs", *TINY]
+    assert main(["pretrain", *common]) == 0
+    assert os.path.exists(os.path.join(out, "ckpt", "pretrain_graphpro.pt"))
+    assert main(["finetune", *common]) == 0
+    res = json.loads(open(os.path.join(out, "results.json")).read())
+    assert list(res["methods"]) == ["graphpro"]
+    assert res["protocol"]["select_on"] == "test" and res["protocol"]["drop_seen_test_pairs"]
+    with pytest.raises(SystemExit, match="no pre-trained"):
+        main(["finetune", "--out", str(tmp_path / "empty"), *TINY])
+
+
+def test_static_train(tmp_path):
+    tr, te = tmp_path / "train.txt", tmp_path / "test.txt"
+    tr.write_text("".join(f"{u} {u % 7} {(u * 3) % 11} {(u + 5) % 13}\n" for u in range(40)))
+    te.write_text("".join(f"{u} {(u + 1) % 7}\n" for u in range(40)))
+    out = tmp_path / "static"
+    assert main(["train", "--train", str(tr), "--test", str(te), "--out", str(out),
+                 "--epochs", "3", "--dim", "8", "--batch-size", "64"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert 0.0 <= res["test"]["recall@20"] <= 1.0 and res["test"]["users"] == 40
+
+
+def test_bad_data_exits_with_message(tmp_path, capsys):
+    d = tmp_path / "ds"
+    d.mkdir()
+    (d / "pretrain.txt").write_text("0\t1 2\t1 2\n")
+    (d / "fine_tune.txt").write_text("0\t1 2\t3\n")
+    (d / "test_1.txt").write_text("0\t1\t4\n")
+    assert main(["run", "--data", str(d), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "fine_tune.txt:1: 2 items but 1 timestamps" in err
+
+
+def _cli(args, env_extra=None):
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "graphpro_ext.graphpro", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _metrics(path):
+    res = json.loads(open(path).read())
+    return ({m: [(s["stage"], s["recall@20"], s["ndcg@20"], s["best_epoch"]) for s in v["stages"]]
+             for m, v in res["methods"].items()},
+            {k: (v["best_epoch"], v["select"]) for k, v in res["pretrain"].items()})
+
+
+def test_resume_after_crashes_matches_uninterrupted(tmp_path):
+    args = [*TINY, "--methods", "graphpro,finetune", "--ckpt-every", "1", "--window", "1",
+            "--stage-epochs", "3"]
+    ref = tmp_path / "ref"
+    p = _cli(["run", "--out", str(ref), *args])
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "crashy"
+    p = _cli(["run", "--out", str(out), *args], {"GRAPHPRO_FAIL_AT": "pretrain-graphpro/epoch2"})
+    assert p.returncode == 75, p.stderr  # killed inside pre-training, after epoch 2's checkpoint
+    assert not (out / "results.json").exists()
+    for tag in ("graphpro/stage1/done", "finetune/stage2/epoch2"):
+        p = _cli(["run", "--out", str(out), "--resume", *args], {"GRAPHPRO_FAIL_AT": tag})
+        assert p.returncode == 75, p.stderr
+        if tag == "graphpro/stage1/done":  # continued pre-training from its epoch-2 checkpoint
+            assert "[pretrain-graphpro] resumed from" in p.stderr
+    p = _cli(["run", "--out", str(out), "--resume", *args])
+    assert p.returncode == 0, p.stderr
+    assert _metrics(out / "results.json") == _metrics(ref / "results.json")
+
+
+def test_resume_refuses_other_config(tmp_path):
+    out = str(tmp_path / "o")
+    assert main(["pretrain", "--out", out, *TINY]) == 0
+    with pytest.raises(ValueError, match="different configuration"):
+        main(["run", "--out", out, "--resume", *TINY, "--lr", "0.01"])

@@ -1,0 +1,167 @@
+"""GraphPro's pieces: prompt-graph sampling rates, gating (shapes, no-grad boundaries),
+interpolation weights, and the metrics against hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from graphpro_ext.graphpro.data import Interactions, synthetic
+from graphpro_ext.graphpro.metrics import evaluate, make_eval_set, rank_metrics
+from graphpro_ext.graphpro.model import (EmbeddingModel, bpr_loss, interpolate,
+                                         interpolation_weights, random_gate)
+from graphpro_ext.graphpro.stages import RunConfig, Runner, prompt_rates, sample_prompt
+from graphpro_ext.graphpro.train import TrainConfig, derive_seed
+
+
+def test_prompt_rates():
+    assert prompt_rates(0, 0.1) == []
+    assert prompt_rates(3, 0.1) == pytest.approx([1.0, 0.9, 0.8])  # oldest kept whole
+    assert prompt_rates(3, -0.1) == pytest.approx([0.8, 0.9, 1.0])  # newest kept whole
+    assert prompt_rates(4, 0.0) == [1.0] * 4
+    assert prompt_rates(4, -0.5) == pytest.approx([0.0, 0.0, 0.5, 1.0])  # clipped at 0
+
+
+def test_sample_prompt_counts_and_determinism():
+    snaps = [Interactions(np.arange(n), np.arange(n), np.arange(n, dtype=float))
+             for n in (1000, 500, 200)]
+    out = sample_prompt(snaps, -0.1, seed=5)
+    assert [len(s) for s in out] == [800, 450, 200]
+    again = sample_prompt(snaps, -0.1, seed=5)
+    assert all(np.array_equal(a.users, b.users) for a, b in zip(out, again))
+    assert len(np.unique(out[0].users)) == 800  # without replacement
+
+
+def test_interpolation_weights():
+    ref = interpolation_weights(4, "reference")
+    assert ref.tolist() == pytest.approx([0.4, 0.3, 0.2, 0.1])  # newest first, heaviest
+    assert interpolation_weights(4, "paper").tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    assert interpolation_weights(1).tolist() == [1.0]
+    with pytest.raises(ValueError):
+        interpolation_weights(2, "other")
+
+
+def test_interpolate_matches_eq14():
+    g = torch.Generator().manual_seed(0)
+    pre = torch.randn(5, 3, generator=g)
+    recent = [torch.randn(5, 3, generator=g) for _ in range(2)]
+    got = interpolate(pre, recent, "reference")
+    mix = 0.5 * pre + 0.5 * (2 / 3 * recent[0] + 1 / 3 * recent[1])
+    assert torch.allclose(got, mix / mix.norm(dim=1, keepdim=True), atol=1e-6)
+    assert torch.allclose(got.norm(dim=1), torch.ones(5), atol=1e-6)
+
+
+def test_random_gate_fixed_by_generator():
+    x = torch.randn(7, 8)
+    a = random_gate(x, torch.Generator().manual_seed(1))
+    b = random_gate(x, torch.Generator().manual_seed(1))
+    c = random_gate(x, torch.Generator().manual_seed(2))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.all(a.abs() <= x.abs() + 1e-7)  # a sigmoid gate only shrinks
+
+
+def test_learnable_gate_shapes():
+    m = EmbeddingModel(torch.randn(10, 4), 2, 0.5, gate=True,
+                       generator=torch.Generator().manual_seed(0))
+    assert m.gate_w.shape == (4, 4) and m.gate_b.shape == (1, 4)
+    assert m.ego().shape == (10, 4)
+    plain = EmbeddingModel(torch.randn(10, 4), 2, 0.5)
+    assert plain.gate_w is None and plain.ego() is plain.x
+
+
+@pytest.fixture(scope="module")
+def tiny_runner(tmp_path_factory):
+    d = synthetic(120, 80, num_topics=4, pretrain_weeks=2, num_snapshots=3, seed=2)
+    cfg = RunConfig(out=str(tmp_path_factory.mktemp("run")), dim=8, layers=2, window=1,
+                    sample_decay=-0.1, tau_pretrain=24, tau_finetune=24,
+                    stage_train=TrainConfig(epochs=1, batch_size=256, keep_prob=0.8))
+    return Runner(d, cfg)
+
+
+def test_prompt_embeddings_no_grad_boundary(tiny_runner):
+    """X0_n comes from a no-grad pass: training stage n never reaches the pre-trained table."""
+    r = tiny_runner
+    pre = torch.randn(r.nu + r.ni, 8, requires_grad=True)
+    x0 = r.prompt_embeddings(2, pre, "graphpro")
+    assert x0.shape == pre.shape and x0.grad_fn is None and not x0.requires_grad
+    before = pre.detach().clone()
+    train, _ = r.split(2)
+    g = r.graph(train, 24)
+    model = EmbeddingModel(x0, 2, 0.5, gate=True, generator=torch.Generator().manual_seed(0))
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    rp, cols = g.user_history()
+    users = torch.repeat_interleave(torch.arange(r.nu), rp[1:] - rp[:-1])[:64]
+    pos = cols[:64].long()
+    neg = (pos + 1) % r.ni
+    loss = bpr_loss(model, model(g, 0.8, 3), r.nu, users, pos, neg, 1e-4)
+    loss.backward()
+    assert pre.grad is None
+    assert model.x.grad is not None and model.gate_w.grad is not None
+    assert model.gate_w.grad.abs().sum() > 0
+    opt.step()
+    assert torch.equal(pre.detach(), before)
+    assert not torch.equal(model.x.detach(), x0)  # the stage's own copy moved
+
+
+def test_split_and_eval_sets(tiny_runner):
+    r = tiny_runner
+    train, val = r.split(1)
+    snap = r.data.snapshots[0]
+    assert len(train) + len(val) == len(snap)
+    key = lambda s: set(zip(s.users.tolist(), s.items.tolist()))  # noqa: E731
+    assert not key(train) & key(val)  # held-out pairs never in the training part
+    test = r.test_set(1)
+    assert test.tuned is not None and test.tuned.any()
+    # the mask holds everything up to and including snapshot 1
+    h = key(r.history(1))
+    for row, u in enumerate(test.users[:20]):
+        rp, it = test.hist_rowptr, test.hist_items
+        assert {(int(u), int(i)) for i in it[rp[u]:rp[u + 1]]} == {p for p in h if p[0] == u}
+
+
+def test_rank_metrics_hand_computed():
+    # user 0: test {3, 7}; ranked 7, 1, 3 -> hits at ranks 1 and 3
+    # user 1: test {5}; ranked 2, 4, -1 -> no hit
+    # user 2: test {1, 2, 4, 6} (more than k=3) ranked 6, 9, 2 -> hits at 1 and 3
+    ids = np.array([[7, 1, 3], [2, 4, -1], [6, 9, 2]])
+    rowptr = np.array([0, 2, 3, 7])
+    items = np.array([3, 7, 5, 1, 2, 4, 6])
+    recall, ndcg = rank_metrics(ids, rowptr, items, 3)
+    assert recall.tolist() == pytest.approx([1.0, 0.0, 0.5])
+    d = [1 / math.log2(r + 2) for r in range(3)]
+    assert ndcg.tolist() == pytest.approx([(d[0] + d[2]) / (d[0] + d[1]), 0.0,
+                                           (d[0] + d[2]) / sum(d)])
+
+
+def test_evaluate_masks_history_against_brute_force():
+    torch.manual_seed(0)
+    nu, ni, k = 6, 30, 5
+    emb = torch.randn(nu + ni, 4)
+    hist_u, hist_i = np.array([0, 0, 0, 2, 3]), np.array([1, 2, 3, 4, 5])
+    test_u, test_i = np.array([0, 0, 2, 3, 3, 5]), np.array([4, 9, 7, 5, 11, 0])
+    es = make_eval_set(test_u, test_i, hist_u, hist_i, nu, tuned_users=[0, 3])
+    got = evaluate(emb, nu, es, k, batch_users=2)
+    scores = emb[:nu] @ emb[nu:].T
+    for u, i in zip(hist_u, hist_i):
+        scores[u, i] = -float("inf")
+    recalls, ndcgs = [], []
+    for u in (0, 2, 3, 5):
+        top = scores[u].topk(k).indices.tolist()
+        t = set(test_i[test_u == u].tolist())
+        hits = [1.0 if i in t else 0.0 for i in top]
+        recalls.append(sum(hits) / len(t))
+        dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
+        ndcgs.append(dcg / sum(1 / math.log2(r + 2) for r in range(min(k, len(t)))))
+    assert got["recall@5"] == pytest.approx(np.mean(recalls))
+    assert got["ndcg@5"] == pytest.approx(np.mean(ndcgs))
+    assert got["tuned"]["users"] == 2 and got["cold"]["users"] == 2
+    assert es.seen_share == pytest.approx(1 / 6)  # (3, 5) is in the history
+    dropped = make_eval_set(test_u, test_i, hist_u, hist_i, nu, drop_seen=True)
+    assert len(dropped.test_items) == 5
+
+
+def test_derive_seed_stable():
+    assert derive_seed(1, "a", 2) == derive_seed(1, "a", 2)
+    assert derive_seed(1, "a", 2) != derive_seed(1, "b", 2)
+    assert 0 <= derive_seed(123, "x") < 2**63
