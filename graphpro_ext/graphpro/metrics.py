@@ -96,10 +96,13 @@ def evaluate(emb: torch.Tensor, num_users: int, es: EvalSet, k: int = 20,
     for a in range(0, len(es), batch_users):
         b = min(a + batch_users, len(es))
         users = torch.from_numpy(es.users[a:b]).to(dev)
-        _, ids = backend.topk_masked(user_emb[users].contiguous(), item_emb, hist_rp, hist_it, k,
-                                     users=users)
+        _, ids = backend.topk_masked(user_emb[users].contiguous(), item_emb, hist_rp, hist_it,
+                                     min(k, item_emb.shape[0]), users=users)
+        ids = ids.cpu().numpy()
+        if ids.shape[1] < k:  # fewer items than k: the empty ranks count as misses
+            ids = np.pad(ids, ((0, 0), (0, k - ids.shape[1])), constant_values=-1)
         rp = es.test_rowptr[a:b + 1]
-        recall[a:b], ndcg[a:b] = rank_metrics(ids.cpu().numpy(), rp - rp[0],
+        recall[a:b], ndcg[a:b] = rank_metrics(ids, rp - rp[0],
                                               es.test_items[rp[0]:rp[-1]], k)
     out = {f"recall@{k}": float(recall.mean()), f"ndcg@{k}": float(ndcg.mean()),
            "users": int(len(es))}
