@@ -5,7 +5,15 @@ builds temporal graphs; ``graphpro_ext.reference`` holds plain-PyTorch oracles; 
 sub-package is the trainer and CLI.
 """
 
-import torch  # noqa: F401  (loads libtorch before the extension)
+import os
+
+# Ask PyTorch's CPU allocator for transparent huge pages on large tensors (read once, at torch's
+# first allocation, so it only takes effect when graphpro_ext is imported before torch allocates):
+# N x d embedding buffers are allocated every step, and with 4 KiB pages their page faults cost
+# as much as a propagation layer.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+import torch  # noqa: E402, F401  (loads libtorch before the extension)
 
 from . import _C  # noqa: E402
 

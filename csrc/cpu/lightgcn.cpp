@@ -8,6 +8,19 @@
 namespace graphpro::cpu {
 namespace {
 
+// Per-thread scratch buffers reused across calls of the same shape: on the CPU a fresh N x d
+// allocation costs page faults comparable to a whole propagation layer. Reused only while no
+// one else holds a reference (use_count() == 1), so a returned tensor is never overwritten.
+at::Tensor scratch(int slot, const at::Tensor& like) {
+  thread_local at::Tensor cache[2];
+  at::Tensor& t = cache[slot];
+  if (!t.defined() || t.use_count() != 1 || t.sizes() != like.sizes() ||
+      t.scalar_type() != like.scalar_type()) {
+    t = at::empty_like(like);
+  }
+  return t;
+}
+
 at::Tensor row_stats(const at::Tensor& rowptr, const at::Tensor& col,
                      const std::optional<at::Tensor>& edge_time, double keep_prob, int64_t seed) {
   static auto op = c10::Dispatcher::singleton()
@@ -26,12 +39,13 @@ at::Tensor propagate_sum(const at::Tensor& rowptr, const at::Tensor& col,
   const int64_t n = rowptr.numel() - 1, d = x.size(1), num_edges = col.numel();
   const bool use_time = time_weight != 0.0;
   const auto acc_dtype = opmath_dtype(x.scalar_type());
-  // cur may alias x: layers ping-pong between two fresh buffers so x is never written.
-  at::Tensor cur = x.to(acc_dtype).contiguous();
-  at::Tensor out = cur.clone();
+  // Layers ping-pong between two scratch buffers (x is never written); the first layer writes
+  // out = x + A x directly, so out needs no separate copy of x.
+  const at::Tensor xa = x.to(acc_dtype).contiguous();
+  at::Tensor out = num_layers == 0 || n == 0 ? xa.clone() : at::empty_like(xa);
   if (num_layers == 0 || n == 0) return out.to(x.scalar_type());
-  at::Tensor next = at::empty_like(cur);
-  at::Tensor spare = num_layers > 1 ? at::empty_like(cur) : at::Tensor();
+  at::Tensor bufs[2] = {num_layers > 1 ? scratch(0, xa) : at::Tensor(),
+                        num_layers > 2 ? scratch(1, xa) : at::Tensor()};
   std::atomic<int> err{kOk};
   AT_DISPATCH_FLOATING_TYPES(acc_dtype, "lightgcn", [&] {
     using acc_t = scalar_t;
@@ -44,22 +58,34 @@ at::Tensor propagate_sum(const at::Tensor& rowptr, const at::Tensor& col,
                                           seed_key(seed), keep_threshold(keep_prob)};
       GP_BOOL_SWITCH(use_time, kTime, [&] {
         GP_BOOL_SWITCH(keep_prob < 1.0, kDrop, [&] {
+          const acc_t* x0 = xa.data_ptr<acc_t>();
+          acc_t* op_ = out.data_ptr<acc_t>();
           for (int64_t layer = 0; layer < num_layers; ++layer) {
-            const acc_t* xp = cur.data_ptr<acc_t>();
-            acc_t* yp = next.data_ptr<acc_t>();
-            acc_t* op_ = out.data_ptr<acc_t>();
+            const acc_t* xp = layer == 0 ? x0 : bufs[(layer - 1) & 1].data_ptr<acc_t>();
+            acc_t* yp = layer + 1 < num_layers ? bufs[layer & 1].data_ptr<acc_t>() : nullptr;
+            const bool first = layer == 0;
+            const bool last = layer == num_layers - 1;
             parallel_rows(g.rowptr, n, [&](int64_t r0, int64_t r1) {
+              std::vector<acc_t> tmp(last ? d : 0);
               for (int64_t r = r0; r < r1; ++r) {
-                acc_t* yr = yp + r * d;
-                temporal_row<kTime, kDrop>(g, transpose, r, xp, d, yr, err);
                 acc_t* orow = op_ + r * d;
-                for (int64_t k = 0; k < d; ++k) orow[k] += yr[k];
+                // An empty row contributes 0 to out after the first layer: only its (reused)
+                // scratch row is cleared, in case an asymmetric graph gathers it.
+                if (g.rowptr[r] == g.rowptr[r + 1] && !first) {
+                  if (!last) std::fill(yp + r * d, yp + (r + 1) * d, acc_t(0));
+                  continue;
+                }
+                // The last layer's value is only summed into out: keep it in a row buffer.
+                acc_t* yr = last ? tmp.data() : yp + r * d;
+                temporal_row<kTime, kDrop>(g, transpose, r, xp, d, yr, err);
+                if (first) {
+                  const acc_t* xr = x0 + r * d;
+                  for (int64_t k = 0; k < d; ++k) orow[k] = xr[k] + yr[k];
+                } else {
+                  for (int64_t k = 0; k < d; ++k) orow[k] += yr[k];
+                }
               }
             });
-            // After the first layer, x's buffer leaves the rotation.
-            at::Tensor done = cur;
-            cur = next;
-            next = layer == 0 ? spare : done;
           }
         });
       });

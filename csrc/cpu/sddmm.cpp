@@ -33,7 +33,12 @@ at::Tensor sddmm_cpu(const at::Tensor& rowptr_, const at::Tensor& col_, const at
         for (int64_t r = r0; r < r1; ++r) {
           if (!row_bounds_ok(rp, r, num_edges, err)) continue;
           const scalar_t* ar = ap + r * d;
-          for (int64_t j = rp[r]; j < rp[r + 1]; ++j) {
+          const int64_t end = rp[r + 1];
+          for (int64_t j = rp[r]; j < end; ++j) {
+            if (j + kPrefetchDistance < end) {
+              const int64_t cn = static_cast<int64_t>(cp[j + kPrefetchDistance]);
+              if (static_cast<uint64_t>(cn) < static_cast<uint64_t>(num_cols)) prefetch_row(bp + cn * d, d);
+            }
             const index_t c = cp[j];
             if (!col_ok(c, num_cols, err)) { o[j] = scalar_t(0); continue; }
             const scalar_t* bc = bp + static_cast<int64_t>(c) * d;

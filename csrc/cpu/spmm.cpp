@@ -43,7 +43,12 @@ at::Tensor spmm_kernel_cpu(const at::Tensor& rowptr_, const at::Tensor& col_,
         for (int64_t r = r0; r < r1; ++r) {
           std::fill(acc.begin(), acc.end(), acc_t(0));
           if (row_bounds_ok(rp, r, num_edges, err)) {
-            for (int64_t j = rp[r]; j < rp[r + 1]; ++j) {
+            const int64_t end = rp[r + 1];
+            for (int64_t j = rp[r]; j < end; ++j) {
+              if (j + kPrefetchDistance < end) {
+                const int64_t cn = static_cast<int64_t>(cp[j + kPrefetchDistance]);
+                if (static_cast<uint64_t>(cn) < static_cast<uint64_t>(num_cols)) prefetch_row(xp + cn * d, d);
+              }
               const index_t c = cp[j];
               if (!col_ok(c, num_cols, err)) continue;
               int64_t widx = j;

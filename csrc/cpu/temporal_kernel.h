@@ -31,7 +31,12 @@ inline void temporal_row(const TemporalGraphView<acc_t, index_t>& g, bool transp
   if (!row_bounds_ok(g.rowptr, r, g.num_edges, err)) return;
   const acc_t beta_r = (acc_t(1) - g.time_weight) * g.node_norm[r];
   const acc_t lse_r = kTime ? g.row_lse[r] : acc_t(0);
-  for (int64_t j = g.rowptr[r]; j < g.rowptr[r + 1]; ++j) {
+  const int64_t end = g.rowptr[r + 1];
+  for (int64_t j = g.rowptr[r]; j < end; ++j) {
+    if (j + kPrefetchDistance < end) {
+      const int64_t cp = static_cast<int64_t>(g.col[j + kPrefetchDistance]);
+      if (static_cast<uint64_t>(cp) < static_cast<uint64_t>(g.num_rows)) prefetch_row(x + cp * d, d);
+    }
     const index_t c = g.col[j];
     if (!col_ok(c, g.num_rows, err)) continue;
     if (kDrop && !edge_kept(g.seed_key, r, c, g.threshold)) continue;
