@@ -600,13 +600,17 @@ def targets(rows: list[dict], graph: str = "amazon_like") -> list[dict]:
     ref = _median(rows, graph, "temporal_propagate", "fwd+bwd", "reference")
     if ours and sp and not math.isnan(ours["median_ms"]) and not math.isnan(sp["median_ms"]):
         v = ours["median_ms"] / sp["median_ms"]
+        vm = ours["min_ms"] / sp["min_ms"]
         out.append({"target": "temporal_propagate fwd+bwd <= 0.5x torch.sparse.mm (precomputed w)",
-                    "measured": f"{v:.3f}x ({ours['median_ms']:.1f} ms vs {sp['median_ms']:.1f} ms)",
+                    "measured": f"{v:.3f}x of medians ({ours['median_ms']:.1f} ms vs "
+                                f"{sp['median_ms']:.1f} ms); {vm:.3f}x of minima",
                     "met": v <= 0.5})
     if ours and ref and not math.isnan(ours["median_ms"]) and not math.isnan(ref["median_ms"]):
         v = ref["median_ms"] / ours["median_ms"]
+        vm = ref["min_ms"] / ours["min_ms"]
         out.append({"target": "temporal_propagate fwd+bwd >= 10x faster than reference",
-                    "measured": f"{v:.2f}x ({ref['median_ms']:.1f} ms vs {ours['median_ms']:.1f} ms)",
+                    "measured": f"{v:.2f}x of medians ({ref['median_ms']:.1f} ms vs "
+                                f"{ours['median_ms']:.1f} ms); {vm:.2f}x of minima",
                     "met": v >= 10.0})
     s = _median(rows, graph, "sample_negatives", "fwd", "ours")
     if s and not math.isnan(s["throughput"]):
@@ -642,6 +646,7 @@ def parse_args(argv=None):
     p.add_argument("--amazon-dir", default=str(DEFAULT_AMAZON))
     p.add_argument("--no-memory", dest="memory", action="store_false",
                    help="skip the extra peak-memory call per case")
+    p.add_argument("--copy-mb", type=int, default=256, help="tensor size of the copy roofline")
     p.add_argument("--csv", default=None)
     p.add_argument("--markdown", default=None)
     p.add_argument("--quiet", action="store_true")
@@ -669,7 +674,7 @@ def main(argv=None) -> list[dict]:
     if device.type == "cuda":
         machine += f", GPU {torch.cuda.get_device_name(device)}"
     load0 = loadavg()
-    bw0 = copy_bandwidth(device)
+    bw0 = copy_bandwidth(device, args.copy_mb << 20)
     say(f"# {when} | {machine} | loadavg {load0} | copy bandwidth {bw0 / 1e9:.1f} GB/s")
 
     rows: list[dict] = []
@@ -712,7 +717,7 @@ def main(argv=None) -> list[dict]:
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    bw1 = copy_bandwidth(device)
+    bw1 = copy_bandwidth(device, args.copy_mb << 20)
     load1 = loadavg()
     meta = {"date": when, "machine": machine, "device": str(device), "dim": args.dim,
             "copy_bw_start_GBps": bw0 / 1e9, "copy_bw_end_GBps": bw1 / 1e9,

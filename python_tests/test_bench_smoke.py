@@ -1,0 +1,98 @@
+"""Smoke test of benchmarks/bench_ops.py: a tiny synthetic graph, 1-2 repeats, seconds.
+
+Keeps the harness from rotting: every op must produce rows for ours and its baselines with finite
+times, and the csv / markdown writers must work.
+"""
+
+import csv
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_ops.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_ops", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_ops"] = mod  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(mod)
+    return mod
+
+
+EXPECTED = {
+    ("temporal_propagate", "fwd"): {"ours", "reference", "torch_sparse_mm"},
+    ("temporal_propagate", "fwd+bwd"): {"ours", "reference", "torch_sparse_mm"},
+    ("lightgcn", "fwd"): {"ours", "reference", "torch_sparse_mm"},
+    ("lightgcn", "fwd+bwd"): {"ours", "reference", "torch_sparse_mm"},
+    ("spmm", "fwd"): {"ours", "reference", "torch_sparse_mm"},
+    ("spmm", "fwd+bwd"): {"ours", "ours_transpose_in_bwd", "reference", "torch_sparse_mm"},
+    ("edge_softmax", "fwd"): {"ours", "reference"},
+    ("edge_softmax", "fwd+bwd"): {"ours", "reference"},
+    ("sample_negatives", "fwd"): {"ours", "torch_rejection", "reference_python"},
+    ("topk_masked", "fwd"): {"ours", "reference"},
+}
+
+
+def test_bench_main_tiny(bench, tmp_path):
+    out_csv, out_md = tmp_path / "b.csv", tmp_path / "b.md"
+    rows = bench.main([
+        "--graphs", "tiny", "--tiny-edges", "4000", "--repeats", "2", "--warmup", "1",
+        "--dim", "8", "--neg-batch", "256", "--neg-k", "4", "--python-ref-batch", "16",
+        "--topk-batch", "64", "--copy-mb", "8", "--no-memory", "--csv", str(out_csv), "--markdown", str(out_md), "--quiet",
+    ])
+    ok = {}
+    for r in rows:
+        assert r["graph"] == "tiny"
+        if r["status"] == "ok":
+            assert math.isfinite(r["median_ms"]) and r["median_ms"] > 0, r
+            assert r["repeats"] >= 1
+            ok.setdefault((r["op"], r["mode"]), set()).add(r["impl"])
+            if r["impl"] == "ours":
+                assert r["ours_speedup"] == pytest.approx(1.0)
+            else:
+                assert math.isfinite(r["ours_speedup"]), r
+        elif r["impl"] == "pyg":
+            assert r["status"].startswith("skipped") or r["status"] == "ok"
+        else:
+            pytest.fail(f"unexpected status {r}")
+    for key, impls in EXPECTED.items():
+        assert impls <= ok.get(key, set()), (key, ok.get(key))
+    for r in rows:
+        if r["op"] in ("sample_negatives", "topk_masked") and r["status"] == "ok":
+            assert math.isfinite(r["throughput"]) and r["throughput"] > 0
+    with open(out_csv) as f:
+        assert len(list(csv.DictReader(f))) == len(rows)
+    md = out_md.read_text()
+    assert "| graph | op | mode | impl |" in md and "tiny" in md
+
+
+def test_robustness_and_targets_helpers(bench):
+    base = dict(nodes=10, edges=100, median_ms=1.0, min_ms=1.0, throughput=float("nan"))
+    rows = [
+        {**base, "graph": "hub", "op": "spmm", "mode": "fwd", "impl": "ours", "median_ms": 3.0},
+        {**base, "graph": "uniform", "op": "spmm", "mode": "fwd", "impl": "ours"},
+        {**base, "graph": "amazon_like", "op": "temporal_propagate", "mode": "fwd+bwd",
+         "impl": "ours", "median_ms": 4.0, "min_ms": 4.0},
+        {**base, "graph": "amazon_like", "op": "temporal_propagate", "mode": "fwd+bwd",
+         "impl": "torch_sparse_mm", "median_ms": 10.0, "min_ms": 10.0},
+        {**base, "graph": "amazon_like", "op": "temporal_propagate", "mode": "fwd+bwd",
+         "impl": "reference", "median_ms": 30.0, "min_ms": 30.0},
+        {**base, "graph": "amazon_like", "op": "sample_negatives", "mode": "fwd",
+         "impl": "ours", "throughput": 25e6},
+    ]
+    rob = bench.robustness(rows)
+    assert rob == [pytest.approx(rob[0])] and rob[0]["hub_over_uniform"] == pytest.approx(3.0)
+    met = {t["target"].split()[0] + str(i): t["met"] for i, t in enumerate(bench.targets(rows))}
+    assert list(met.values()) == [True, False, True]
+
+
+def test_bytes_model_monotone(bench):
+    bm = bench.bm
+    assert bm.spmm(100, 1000, 64) > bm.spmm(100, 1000, 32) > bm.spmm(100, 100, 32)
+    assert bm.lightgcn(100, 1000, 64, 3) == 3 * (bm.temporal_propagate(100, 1000, 64)
+                                                   + 2 * 100 * 64 * 4)
