@@ -82,7 +82,9 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t jb = sl * s.chunk;
   const int64_t je = imin(s.rowptr[r + 1], jb + s.chunk);
   const int64_t pass = static_cast<int64_t>(s.group) * V * kFeatChunks;
-  for (int64_t f0 = 0; f0 < s.dim; f0 += pass) {
+  // At least one pass even when dim == 0, so every edge is still validated as on the CPU.
+  int64_t f0 = 0;
+  do {
     acc_t acc[kFeatChunks][V] = {};
     gather_edges<V>(op, g, r, jb, je, x, s.dim, f0, acc);
 #pragma unroll
@@ -95,7 +97,8 @@ __global__ void __launch_bounds__(kBlockThreads)
         store_pack<V>(partial + sl * s.dim + f, p);
       }
     }
-  }
+    f0 += pass;
+  } while (f0 < s.dim);
 }
 
 // Row pass: one group per row; light rows are gathered whole, heavy rows gather their head and
@@ -119,7 +122,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t s_first = heavy ? first_slot(b, s.chunk) : 0;
   const int64_t s_last = heavy ? (e - 1) / s.chunk : -1;
   const int64_t pass = static_cast<int64_t>(s.group) * V * kFeatChunks;
-  for (int64_t f0 = 0; f0 < s.dim; f0 += pass) {
+  int64_t f0 = 0;
+  do {  // at least one pass even when dim == 0 (fused validation)
     acc_t acc[kFeatChunks][V] = {};
     gather_edges<V>(op, g, r, b, head_end, x, s.dim, f0, acc);
     for (int64_t sl = s_first; sl <= s_last; ++sl) {
@@ -135,7 +139,8 @@ __global__ void __launch_bounds__(kBlockThreads)
       }
     }
     epi(r, f0, g, acc);
-  }
+    f0 += pass;
+  } while (f0 < s.dim);
 }
 
 // Epilogue: y[r] = acc, converted to the output dtype.
