@@ -93,3 +93,27 @@ def assert_lowp_close(ours, ref_same, ref64, *, seed, what="", eps_rel=1e-3) -> 
         f"{what} (seed={seed}): max error {ours_err:.3g} > 2 x {ref_err:.3g} (same-precision "
         f"reference) + {eps:.3g}"
     )
+
+
+# Error allowed relative to the magnitude bound of a sum (sum of |terms|): ~32 ulps of the bound.
+BOUND_REL = {torch.float32: 2e-6, torch.float64: 1e-14}
+
+
+def assert_close_bound(actual, expected, bound, *, seed, what="", rel=None, rtol=1e-6) -> None:
+    """|actual - expected| <= rel * bound + rtol * |expected| elementwise, where ``bound`` holds
+    the sum of the magnitudes of the summed terms (e.g. the op applied to |weights| and |x|):
+    the floating-point error of a long sum scales with it, a wrong or missing term does not."""
+    rel = BOUND_REL[actual.dtype] if rel is None else rel
+    a, e, b = actual.double().cpu(), expected.double().cpu(), bound.double().cpu()
+    assert a.shape == e.shape, f"{what} (seed={seed}): shape {tuple(a.shape)} != {tuple(e.shape)}"
+    assert torch.isfinite(a).all() == torch.isfinite(e).all(), f"{what} (seed={seed}): non-finite"
+    err = (a - e).abs()
+    allowed = rel * b.abs() + rtol * e.abs() + 1e-300
+    bad = err > allowed
+    if bad.any():
+        i = int(torch.argmax((err / allowed).flatten()))
+        raise AssertionError(
+            f"{what} (seed={seed}): {int(bad.sum())}/{bad.numel()} elements off; worst at flat "
+            f"index {i}: actual {a.flatten()[i].item():.9g}, expected {e.flatten()[i].item():.9g}, "
+            f"allowed error {allowed.flatten()[i].item():.3g} (bound {b.flatten()[i].item():.3g})"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_close
+from conftest import assert_close, cuda_usable
 from op_graphs import random_history
 
 import graphpro_ext.ops as ops
@@ -196,3 +196,20 @@ class TestBadInputs:
                                              None, 0)
         with pytest.raises(RuntimeError, match="fewer history rows than score rows"):
             torch.ops.graphpro.mask_history_(torch.zeros(3, 5, device=device), rowptr, items, None, 0)
+
+
+@pytest.mark.skipif(not cuda_usable(), reason="CPU==CUDA parity needs a GPU build")
+@pytest.mark.parametrize("chunk", [7, 65536])
+def test_cpu_cuda_parity(gen, seed, chunk):
+    u, it, rowptr, items = _setup(gen, "cpu", num_users=40, num_items=300, dtype=torch.float64)
+    users = torch.randint(40, (50,), generator=gen)
+    ub = torch.randn(50, u.shape[1], generator=gen, dtype=torch.float64)
+    a = ops.topk_masked(ub, it, rowptr, items, 20, chunk_items=chunk, users=users)
+    b = ops.topk_masked(ub.cuda(), it.cuda(), rowptr.cuda(), items.cuda(), 20, chunk_items=chunk,
+                        users=users.cuda())
+    _check(b[0].cpu(), b[1].cpu(), a[0], a[1], seed, "cuda vs cpu")
+    scores = torch.randn(40, 300, generator=gen)
+    sc = scores.cuda()
+    torch.ops.graphpro.mask_history_(scores, rowptr, items, None, 0)
+    torch.ops.graphpro.mask_history_(sc, rowptr.cuda(), items.cuda(), None, 0)
+    assert torch.equal(sc.cpu(), scores)
