@@ -28,11 +28,13 @@ __all__ = [
 ]
 
 _ops = torch.ops.graphpro
+# A plain bool read once, so the wrappers stay traceable by torch.compile (no pybind call inside).
+_WITH_CUDA = bool(_C.with_cuda())
 
 
 def _check_backend(*tensors: torch.Tensor | None) -> None:
     """A clear error for CUDA inputs on a CPU-only build (instead of a dispatcher message)."""
-    if _C.with_cuda():
+    if _WITH_CUDA:
         return
     for t in tensors:
         if t is not None and t.device.type == "cuda":

@@ -142,9 +142,6 @@ def test_raw_ops_fullgraph(device, gen, seed, backend):
     assert_close(grad_c, grad_e, seed=seed, what="grad", rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: ops._check_backend calls the pybind _C.with_cuda() on "
-                   "every call; Dynamo cannot trace it, so every public wrapper graph-breaks and "
-                   "torch.compile(fullgraph=True) raises Unsupported")
 def test_public_wrappers_fullgraph(device, gen):
     torch._dynamo.reset()
     rowptr = torch.tensor([0, 2, 3], device=device)
