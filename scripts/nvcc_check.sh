@@ -14,7 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
 NVCC="${NVCC:-$(command -v nvcc || echo /usr/local/bin/nvcc)}"
 CXX="${CXX:-g++}"
-PYTHON="${PYTHON:-python}"
+PYTHON="${PYTHON:-$(command -v python || command -v python3 || echo python)}"
 CUDA_INCLUDE="${CUDA_INCLUDE:-/usr/local/cuda/include}"
 JOBS="${JOBS:-2}"
 
