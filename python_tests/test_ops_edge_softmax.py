@@ -80,7 +80,19 @@ def test_backward_matches_reference(device, gen, seed, dtype):
     o, ag = out.detach(), go.double().abs()
     rows = ref.row_index(g.rowptr, g.num_edges)
     row_sum = torch.zeros(g.num_rows, dtype=torch.float64, device=device).index_add(0, rows, o * ag)
-    assert_close_bound(s1.grad, s2.grad, o * (ag + row_sum[rows]), seed=seed, what="grad scores")
+    # fp32: the saved softmax output itself carries ~|s - max| ulps of relative error (exp of a
+    # rounded argument), so allow 1e-4 of the bound there; fp64 stays tight.
+    rel = 1e-4 if dtype == torch.float32 else None
+    assert_close_bound(s1.grad, s2.grad, o * (ag + row_sum[rows]), seed=seed, what="grad scores",
+                       rel=rel, rtol=0)
+    # The backward kernel alone, given the op's own output, is accurate to a few ulps.
+    o1 = ops.edge_softmax(g.rowptr, s).double()
+    dot = torch.zeros(g.num_rows, dtype=torch.float64, device=device).index_add(0, rows, o1 * go)
+    gk = torch.ops.graphpro.edge_softmax_backward(g.rowptr, o1.to(dtype), go)
+    row_abs = torch.zeros(g.num_rows, dtype=torch.float64, device=device).index_add(
+        0, rows, (o1 * go).abs())
+    assert_close_bound(gk, o1 * (go.double() - dot[rows]), o1.abs() * (ag + row_abs[rows]),
+                       seed=seed, what="edge_softmax_backward kernel")
 
 
 def test_gradcheck(gen, seed):
