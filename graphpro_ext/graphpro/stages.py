@@ -274,7 +274,9 @@ class Runner:
         neg_hist = build_history(snap.users, snap.items, self.nu)
         if spec["kind"] == "full":
             neg_hist = g.user_history()
-        summary = fit(model, g, neg_hist, select, cfg.stage_train, f"{method}/stage{n}",
+        # 'full' trains from scratch, so it gets the pre-training budget (epochs, patience)
+        tcfg = cfg.pretrain_train if spec["kind"] == "full" else cfg.stage_train
+        summary = fit(model, g, neg_hist, select, tcfg, f"{method}/stage{n}",
                       self._path(method, f"stage_{n}.partial.pt"), resume=True)
         model.eval()
         with torch.no_grad():
