@@ -58,7 +58,8 @@ def pytest_runtest_makereport(item, call):
         for name, value in item.user_properties:
             if name == "seed":
                 rep.sections.append(
-                    ("random seed", f"replay with GRAPHPRO_TEST_SEED={value} pytest '{item.nodeid}'")
+                    ("random seed",
+                     f"replay with GRAPHPRO_TEST_SEED={value} pytest '{item.nodeid}'")
                 )
 
 

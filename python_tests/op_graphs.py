@@ -35,8 +35,9 @@ class CSR:
         return CSR(self.rowptr.to(device), self.col.to(device), self.num_rows, self.num_cols)
 
 
-def powerlaw_degrees(n: int, max_deg: int, gen: torch.Generator, alpha: float = 1.6) -> torch.Tensor:
-    """int64 [n] Pareto-distributed degrees in [0, max_deg] with forced empty and single-edge rows."""
+def powerlaw_degrees(n: int, max_deg: int, gen: torch.Generator, alpha: float = 1.6
+                     ) -> torch.Tensor:
+    """int64 [n] Pareto degrees in [0, max_deg] with forced empty, single-edge and hub rows."""
     u = torch.rand(n, generator=gen, dtype=torch.float64).clamp_min(1e-12)
     deg = torch.floor(u.pow(-1.0 / alpha)).long() - 1  # Pareto(alpha) - 1: many 0s and 1s
     deg = deg.clamp(0, max_deg)
@@ -56,7 +57,8 @@ def _mask_from_degrees(deg: torch.Tensor, num_cols: int, gen: torch.Generator,
     keys = torch.rand(r, num_cols, generator=gen, dtype=torch.float64).clamp_min(1e-300)
     if col_weight is not None:
         w = col_weight.to(torch.float64)
-        keys = torch.where(w > 0, keys.log() / w.clamp_min(1e-300), torch.full_like(keys, -torch.inf))
+        keys = torch.where(w > 0, keys.log() / w.clamp_min(1e-300),
+                           torch.full_like(keys, -torch.inf))
     else:
         keys = keys.log()
     # Largest keys win; columns with weight 0 have key -inf and are chosen only if nothing else is.

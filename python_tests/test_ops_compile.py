@@ -102,7 +102,8 @@ def test_compiled_lightgcn_step_matches_eager(device, gen, seed, traceable_check
     neg = torch.randint(g.num_items, (16,), generator=gen).to(device)
     step = _lightgcn_step(g)
     loss_e, grad_e = _grad(step, emb, users, pos, neg)
-    loss_c, grad_c = _grad(torch.compile(step, fullgraph=True, backend="aot_eager"), emb, users, pos, neg)
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    loss_c, grad_c = _grad(compiled, emb, users, pos, neg)
     assert_close(loss_c, loss_e, seed=seed, what="loss", rtol=1e-5, atol=1e-6)
     assert_close(grad_c, grad_e, seed=seed, what="grad", rtol=1e-5, atol=1e-6)
 

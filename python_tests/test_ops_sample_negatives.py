@@ -172,6 +172,17 @@ def test_near_full_history(device, gen, seed, missing, idx):
     assert set(out.flatten().tolist()) == set(free.tolist()), seed
 
 
+def test_huge_item_space(device, seed):
+    """num_items beyond int32 with an int64 history: draws stay in range and skip the history."""
+    num_items = 2**40 + 3
+    hist = torch.tensor([0, 5, 2**33, 2**40, 2**40 + 2], device=device)
+    out = ops.sample_negatives(torch.tensor([0, 5], device=device), hist,
+                               torch.zeros(64, dtype=torch.long, device=device), num_items, 8, seed)
+    assert ((out >= 0) & (out < num_items)).all()
+    assert not torch.isin(out, hist).any()
+    assert out.max() > 2**39 and out.unique().numel() > 500, seed
+
+
 def test_k_larger_than_complement_samples_with_replacement(device):
     rowptr = torch.tensor([0, 3], device=device)
     items = torch.tensor([0, 1, 3], device=device)
@@ -182,8 +193,10 @@ def test_k_larger_than_complement_samples_with_replacement(device):
 def test_k_zero_and_empty_batch(device):
     rowptr = torch.tensor([0, 2], device=device)
     items = torch.tensor([0, 1], device=device)  # full history: fine when nothing is drawn
-    assert ops.sample_negatives(rowptr, items, torch.tensor([0], device=device), 2, 0, 1).shape == (1, 0)
-    out = ops.sample_negatives(rowptr, items, torch.empty(0, dtype=torch.long, device=device), 3, 4, 1)
+    out = ops.sample_negatives(rowptr, items, torch.tensor([0], device=device), 2, 0, 1)
+    assert out.shape == (1, 0)
+    no_users = torch.empty(0, dtype=torch.long, device=device)
+    out = ops.sample_negatives(rowptr, items, no_users, 3, 4, 1)
     assert out.shape == (0, 4) and out.dtype == torch.int64
 
 
@@ -207,7 +220,7 @@ class TestBadInputs:
     def test_full_history(self, device):
         rowptr = torch.tensor([0, 1, 4], device=device)
         items = torch.tensor([2, 0, 1, 2], device=device)
-        with pytest.raises(RuntimeError, match="holds every item, so no negative item can be sampled"):
+        with pytest.raises(RuntimeError, match="holds every item, so no negative item can be"):
             ops.sample_negatives(rowptr, items, torch.tensor([0, 1], device=device), 3, 4, 0)
 
     @pytest.mark.parametrize("row", [[2, 1, 3], [1, 1, 3]], ids=["unsorted", "duplicate"])
@@ -249,7 +262,7 @@ class TestBadInputs:
     def test_bad_rowptr(self, device):
         items = torch.tensor([0, 1, 2], device=device)
         users = torch.tensor([0, 1], device=device)
-        with pytest.raises(RuntimeError, match="rowptr must start at 0 and end at the number of edges"):
+        with pytest.raises(RuntimeError, match="must start at 0 and end at the number of edges"):
             ops.sample_negatives(torch.tensor([0, 1, 2], device=device), items, users, 10, 4, 0)
         with pytest.raises(RuntimeError, match="rowptr is not non-decreasing"):
             ops.sample_negatives(torch.tensor([0, 3, 1, 3], device=device), items, users, 10, 4, 0)

@@ -259,7 +259,7 @@ class TestBadInputs:
 
     def test_grad_wrt_edge_time_rejected(self, device, gen):
         g, x = self._args(device, gen)
-        with pytest.raises(ValueError, match="gradients with respect to edge_time are not supported"):
+        with pytest.raises(ValueError, match="gradients with respect to edge_time are not"):
             ops.temporal_propagate(g.rowptr, g.col, g.edge_time.requires_grad_(), g.node_norm, x)
 
     def test_column_out_of_range(self, device, gen):
@@ -275,7 +275,7 @@ class TestBadInputs:
         g, x = self._args(device, gen)
         rp = g.rowptr.clone()
         rp[-1] += 1
-        with pytest.raises(RuntimeError, match="rowptr must start at 0 and end at the number of edges"):
+        with pytest.raises(RuntimeError, match="must start at 0 and end at the number of edges"):
             ops.temporal_propagate(rp, g.col, g.edge_time, g.node_norm, x, 0.5)
         rp = g.rowptr.clone()
         rp[1] = g.num_edges
