@@ -302,22 +302,25 @@ class Runner:
         return res
 
     def run(self, phases=("pretrain", "stages")) -> dict:
-        """Pre-train what the methods need, then every stage of every method."""
+        """Method by method: pre-train what it needs (once per kind), then all its stages, so
+        the first method's results are complete before the next method starts."""
         self.check_config()
-        kinds = sorted({METHODS[m]["pretrain"] for m in self.cfg.methods} - {None})
-        pretrained = {k: self.pretrain(k) for k in kinds}
+        pretrained: dict[str, dict] = {}
         methods = {}
-        if "stages" in phases:
-            for m in self.cfg.methods:
-                stages = [self.stage(m, n, pretrained)
-                          for n in range(1, self.data.num_stages + 1)]
-                k = self.cfg.stage_train.topk
-                methods[m] = {
-                    "stages": stages,
-                    "average": {f"recall@{k}": float(np.mean([s[f"recall@{k}"] for s in stages])),
-                                f"ndcg@{k}": float(np.mean([s[f"ndcg@{k}"] for s in stages]))},
-                    "wall_s": float(sum(s["wall_s"] for s in stages)),
-                }
-        return {"pretrain": {k: v["summary"] for k, v in pretrained.items()},
+        k = self.cfg.stage_train.topk
+        for m in self.cfg.methods:
+            kind = METHODS[m]["pretrain"]
+            if kind is not None and kind not in pretrained:
+                pretrained[kind] = self.pretrain(kind)
+            if "stages" not in phases:
+                continue
+            stages = [self.stage(m, n, pretrained) for n in range(1, self.data.num_stages + 1)]
+            methods[m] = {
+                "stages": stages,
+                "average": {f"recall@{k}": float(np.mean([s[f"recall@{k}"] for s in stages])),
+                            f"ndcg@{k}": float(np.mean([s[f"ndcg@{k}"] for s in stages]))},
+                "wall_s": float(sum(s["wall_s"] for s in stages)),
+            }
+        return {"pretrain": {kk: v["summary"] for kk, v in pretrained.items()},
                 "methods": methods, "seen_test_share": self.seen_shares(),
                 "backend": backend.backend_name()}
