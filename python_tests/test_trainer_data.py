@@ -159,3 +159,16 @@ def test_parse_duration():
     assert parse_duration("90") == 90
     with pytest.raises(ValueError):
         parse_duration("a week")
+
+
+def test_parquet_table(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    day = 86400
+    t = pa.table({"user": ["a", "b", "a", "c"], "item": [1, 2, 3, 1],
+                  "timestamp": [0, 2 * day, 3 * day, 4 * day]})
+    pq.write_table(t, tmp_path / "t.parquet")
+    d, mapping = load_table(str(tmp_path / "t.parquet"), "1d", "2d")
+    assert mapping["users"] == ["a", "b", "c"] and len(d.pretrain) == 1
+    assert [len(s) for s in d.snapshots] == [2, 1]

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from graphpro_ext.graph import TemporalGraph, build_history
 
@@ -314,7 +316,9 @@ class Runner:
                 pretrained[kind] = self.pretrain(kind)
             if "stages" not in phases:
                 continue
-            stages = [self.stage(m, n, pretrained) for n in range(1, self.data.num_stages + 1)]
+            bar = tqdm(range(1, self.data.num_stages + 1), desc=f"{m} stages", unit="stage",
+                       disable=not sys.stderr.isatty())
+            stages = [self.stage(m, n, pretrained) for n in bar]
             methods[m] = {
                 "stages": stages,
                 "average": {f"recall@{k}": float(np.mean([s[f"recall@{k}"] for s in stages])),
