@@ -114,6 +114,15 @@ inline void check_temporal_inputs(const at::Tensor& rowptr, const at::Tensor& co
   }
 }
 
+// Per-edge values of edge_softmax and its backward: rowptr int64 [R+1], values [E].
+inline void check_edge_values(const at::Tensor& rowptr, const at::Tensor& v, const char* name) {
+  TORCH_CHECK(rowptr.dim() == 1 && rowptr.numel() >= 1 && rowptr.scalar_type() == at::kLong,
+              "graphpro.edge_softmax: rowptr must be a 1-D int64 tensor with R+1 entries");
+  TORCH_CHECK(v.dim() == 1, "graphpro.edge_softmax: ", name, " must be 1-D [E], got shape ", v.sizes());
+  check_float(v, name);
+  check_same_device(rowptr, v, name);
+}
+
 // History CSR (one sorted row of item ids per user) plus the user rows a batch refers to.
 inline void check_history_inputs(const at::Tensor& hist_rowptr, const at::Tensor& hist_items,
                                  const at::Tensor* users, const char* op) {

@@ -49,6 +49,7 @@ void mask_history_cpu(at::Tensor& scores, const at::Tensor& hist_rowptr_,
           for (int64_t j = lower_bound_idx(h, n, item_begin); j < n; ++j) {
             const int64_t i = static_cast<int64_t>(h[j]) - item_begin;
             if (i >= width) break;
+            if (i < 0) continue;  // only reachable with an unsorted row on a later chunk
             s[b * width + i] = neg_inf;
           }
         }

@@ -6,19 +6,6 @@
 #include "cuda/glue_utils.h"
 
 namespace graphpro::cuda {
-namespace {
-
-// Same checks and messages as check_edge_values in cpu/edge_softmax.cpp (which keeps its copy
-// file-local; common/checks.h would be the place to share it).
-void check_edge_values(const at::Tensor& rowptr, const at::Tensor& v, const char* name) {
-  TORCH_CHECK(rowptr.dim() == 1 && rowptr.numel() >= 1 && rowptr.scalar_type() == at::kLong,
-              "graphpro.edge_softmax: rowptr must be a 1-D int64 tensor with R+1 entries");
-  TORCH_CHECK(v.dim() == 1, "graphpro.edge_softmax: ", name, " must be 1-D [E], got shape ", v.sizes());
-  check_float(v, name);
-  check_same_device(rowptr, v, name);
-}
-
-}  // namespace
 
 at::Tensor edge_softmax_cuda(const at::Tensor& rowptr_, const at::Tensor& scores_) {
   check_edge_values(rowptr_, scores_, "scores");
