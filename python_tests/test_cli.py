@@ -48,6 +48,13 @@ def test_pretrain_then_finetune_and_select_on_test(tmp_path):
     res = json.loads(open(os.path.join(out, "results.json")).read())
     assert list(res["methods"]) == ["graphpro"]
     assert res["protocol"]["select_on"] == "test" and res["protocol"]["drop_seen_test_pairs"]
+    # rebuilt from the checkpoints alone (what one does while a long run is still going)
+    full = json.loads(open(os.path.join(out, "results.json")).read())
+    assert main(["report", "--out", out]) == 0
+    part = json.loads(open(os.path.join(out, "results.json")).read())
+    assert part["partial"]
+    assert part["methods"]["graphpro"]["average"] == full["methods"]["graphpro"]["average"]
+    assert "**Partial**" in open(os.path.join(out, "results.md")).read()
     with pytest.raises(SystemExit, match="no pre-trained"):
         main(["finetune", "--out", str(tmp_path / "empty"), *TINY])
 

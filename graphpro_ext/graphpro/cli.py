@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sp)
     sp.add_argument("--train", required=True, help="LightGCN-format train file")
     sp.add_argument("--test", required=True, help="LightGCN-format test file")
+    sp = sub.add_parser("report", help="rebuild results.json/md/png of OUT from its "
+                                       "checkpoints (for a run still going or interrupted)")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--topk", type=int, default=20)
     sp = sub.add_parser("synth", help="write the synthetic dataset as a snapshot folder")
     sp.add_argument("dir")
     sp.add_argument("--synthetic-users", type=int, default=3000)
@@ -315,6 +319,12 @@ def main(argv=None) -> int:
                                         num_snapshots=args.synthetic_snapshots,
                                         seed=args.synthetic_seed), args.dir)
         print(f"wrote {args.dir}")
+        return 0
+    if args.command == "report":
+        from .report import collect_checkpoints, write_reports
+
+        write_reports(collect_checkpoints(args.out, args.topk), args.out, args.topk)
+        print(f"wrote {os.path.join(args.out, 'results.md')} (partial: from checkpoints)")
         return 0
     _setup_logging(args.out)
     if args.threads:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-__all__ = ["write_reports", "markdown"]
+__all__ = ["write_reports", "markdown", "collect_checkpoints"]
 
 
 def _fmt(v) -> str:
@@ -17,6 +17,9 @@ def markdown(results: dict, k: int = 20) -> str:
     methods = results.get("methods", {})
     proto = results.get("protocol", {})
     lines = [f"# Results: {results.get('dataset', '?')}", ""]
+    if results.get("partial"):
+        lines += ["**Partial**: collected from the checkpoints of a run that has not finished; "
+                  "methods with missing stages are marked.", ""]
     lines.append(f"Model selection: `--select-on {proto.get('select_on')}`"
                  + (" (best epoch chosen on the test snapshot, as the reference code does)"
                     if proto.get("select_on") == "test" else
@@ -90,3 +93,50 @@ def write_reports(results: dict, out: str, k: int = 20) -> None:
         f.write(markdown(results, k))
     if results.get("methods"):
         plot(results, os.path.join(out, "recall_per_stage.png"), k)
+
+
+def collect_checkpoints(out: str, k: int = 20) -> dict:
+    """Results of a (possibly still running or interrupted) run, rebuilt from OUT/ckpt: every
+    finished pre-training and stage; a method with missing stages gets ``complete: false`` and
+    no average."""
+    import glob
+
+    import numpy as np
+    import torch
+
+    ckpt = os.path.join(out, "ckpt")
+    cfg_path = os.path.join(ckpt, "config.json")
+    if not os.path.exists(cfg_path):
+        raise FileNotFoundError(f"{cfg_path}: no checkpoints of a run here")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    res = {"dataset": cfg.get("dataset"), "partial": True, "hyperparameters": cfg,
+           "protocol": {"select_on": cfg.get("select_on"), "val_frac": cfg.get("val_frac"),
+                        "drop_seen_test_pairs": cfg.get("drop_seen_test_pairs")},
+           "backend": "see log.txt", "pretrain": {}, "methods": {}}
+    for p in sorted(glob.glob(os.path.join(ckpt, "pretrain_*.pt"))):
+        if p.endswith(".partial.pt"):
+            continue
+        kind = os.path.basename(p)[len("pretrain_"):-3]
+        res["pretrain"][kind] = torch.load(p, map_location="cpu", weights_only=False)["summary"]
+    shares = {}
+    for m in cfg.get("methods", []):
+        stages = []
+        for p in glob.glob(os.path.join(ckpt, m, "stage_*.pt")):
+            if not p.endswith(".partial.pt"):
+                stages.append(torch.load(p, weights_only=False))
+        if not stages:
+            continue
+        stages.sort(key=lambda s: s["stage"])
+        for s in stages:
+            shares[s["stage"]] = s.get("seen_share")
+        done = [s["stage"] for s in stages] == list(range(1, len(stages) + 1))
+        entry = {"stages": stages, "wall_s": float(sum(s["wall_s"] for s in stages)),
+                 "average": {f"recall@{k}": float(np.mean([s[f"recall@{k}"] for s in stages])),
+                             f"ndcg@{k}": float(np.mean([s[f"ndcg@{k}"] for s in stages]))},
+                 "stages_done": len(stages)}
+        res["methods"][m if done else f"{m} (stages {[s['stage'] for s in stages]})"] = entry
+    res["seen_test_share"] = [shares[n] for n in sorted(shares)]
+    res["wall_s"] = {f"pretrain-{kk}": v["wall_s"] for kk, v in res["pretrain"].items()}
+    res["wall_s"].update({m: v["wall_s"] for m, v in res["methods"].items()})
+    return res
