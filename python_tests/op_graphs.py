@@ -171,7 +171,7 @@ def random_temporal_graph(gen: torch.Generator, num_users: int = 40, num_items: 
     return g
 
 
-def tiny_temporal_graph(gen: torch.Generator, num_users: int = 3, num_items: int = 4,
+def tiny_temporal_graph(gen: torch.Generator, num_users: int = 4, num_items: int = 4,
                         index_dtype: torch.dtype = torch.int64) -> TemporalGraph:
     """A handful of interactions (plus an isolated user and item) for gradcheck."""
     it = random_interactions(gen, num_users, num_items, duplicates=False, hours=5.0)

@@ -109,11 +109,12 @@ class TestCpuOnlyBuild:
 
 
 def test_check_backend_silent_when_built_with_cuda(monkeypatch):
-    """The error depends on the build flag, not on the device alone."""
+    """The error depends on the build flag (read once at import), not on the device alone."""
     (t,) = _fake_cuda(((3,), torch.float32))
-    monkeypatch.setattr(ops._C, "with_cuda", lambda: True)
+    assert ops._WITH_CUDA is _C.with_cuda()
+    monkeypatch.setattr(ops, "_WITH_CUDA", True)
     ops._check_backend(t)
-    monkeypatch.setattr(ops._C, "with_cuda", lambda: False)
+    monkeypatch.setattr(ops, "_WITH_CUDA", False)
     with pytest.raises(RuntimeError, match=CPU_ONLY_MSG):
         ops._check_backend(t)
 

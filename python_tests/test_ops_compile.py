@@ -14,25 +14,6 @@ import graphpro_ext.ops as ops
 BACKENDS = ["aot_eager", "inductor"]  # aot_eager: fake kernels + autograd; inductor: the default
 
 
-@pytest.fixture
-def traceable_check_backend(monkeypatch):
-    """ops._check_backend calls the pybind function _C.with_cuda() on every call, which Dynamo
-    cannot trace (graph break, so fullgraph=True fails; see test_public_wrappers_fullgraph).
-    Replace it by the same check with with_cuda() read once, the fix this suite proposes, so the
-    rest of the compile path (wrappers, fake kernels, autograd) is still tested meanwhile."""
-    with_cuda = ops._C.with_cuda()
-    original = ops._check_backend
-
-    def check(*tensors):
-        if with_cuda:
-            return
-        for t in tensors:
-            if t is not None and t.device.type == "cuda":
-                original(t)  # same error message
-
-    monkeypatch.setattr(ops, "_check_backend", check)
-
-
 def _setup(gen, device):
     g = random_temporal_graph(gen, 30, 40).to(device)
     emb = torch.randn(g.num_nodes, 8, generator=gen, dtype=torch.float64).to(device) * 0.1
@@ -77,8 +58,7 @@ def _grad(fn, emb, *args):
 
 @pytest.mark.parametrize("backend,keep_prob", [("aot_eager", 1.0), ("aot_eager", 0.8),
                                                ("inductor", 0.8)])
-def test_compiled_graphpro_step_matches_eager(device, gen, seed, backend, keep_prob,
-                                              traceable_check_backend):
+def test_compiled_graphpro_step_matches_eager(device, gen, seed, backend, keep_prob):
     torch._dynamo.reset()
     g, emb, hist_rp, hist_items, users, pos = _setup(gen, device)
     step = _graphpro_step(g, hist_rp, hist_items, g.num_items, keep_prob)
@@ -95,7 +75,7 @@ def test_compiled_graphpro_step_matches_eager(device, gen, seed, backend, keep_p
     assert_close(grad_c2, grad_e2, seed=seed, what="grad (2nd call)", rtol=1e-9, atol=1e-12)
 
 
-def test_compiled_lightgcn_step_matches_eager(device, gen, seed, traceable_check_backend):
+def test_compiled_lightgcn_step_matches_eager(device, gen, seed):
     torch._dynamo.reset()
     g, emb, _, _, users, pos = _setup(gen, device)
     emb = emb.float()
@@ -108,7 +88,7 @@ def test_compiled_lightgcn_step_matches_eager(device, gen, seed, traceable_check
     assert_close(grad_c, grad_e, seed=seed, what="grad", rtol=1e-5, atol=1e-6)
 
 
-def test_compiled_topk_eval(device, gen, seed, traceable_check_backend):
+def test_compiled_topk_eval(device, gen, seed):
     torch._dynamo.reset()
     g, emb, hist_rp, hist_items, _, _ = _setup(gen, device)
 

@@ -91,9 +91,9 @@ def test_backward_matches_reference(device, gen, seed, dtype, big_row, time_weig
     x1 = x.clone().requires_grad_()
     ops.lightgcn(g.rowptr, g.col, g.edge_time, g.node_norm, x1, 3, time_weight, keep_prob, 8
                  ).backward(go)
-    x2 = x.double().requires_grad_()
+    x2 = x.double().clone().requires_grad_()
     _ref(g, x2, 3, time_weight, keep_prob, 8).backward(go.double())
-    x3 = x.double().requires_grad_()
+    x3 = x.double().clone().requires_grad_()
     _ref(g, x3, 3, time_weight, keep_prob, 8).backward(go.double().abs())
     assert_close_bound(x1.grad, x2.grad, x3.grad, seed=seed, what="grad x")
 
@@ -200,7 +200,7 @@ def test_cpu_cuda_parity(gen, seed, dtype, time_weight, keep_prob):
     res = []
     for dev in ("cpu", "cuda"):
         gd = g.to(dev)
-        xd = x.to(dev).requires_grad_()
+        xd = x.detach().to(dev).clone().requires_grad_()
         out = ops.lightgcn(gd.rowptr, gd.col, gd.edge_time, gd.node_norm, xd, 3, time_weight,
                            keep_prob, 6)
         out.backward(go.to(dev))

@@ -64,7 +64,7 @@ def test_backward_matches_reference(device, gen, seed, dtype, index_dtype, expli
     t = ops.csr_transpose(g.rowptr, g.col, g.num_cols) if explicit_transpose else None
     w1, x1 = w.clone().requires_grad_(), x.clone().requires_grad_()
     ops.spmm(g.rowptr, g.col, w1, x1, transpose=t).backward(go)
-    w2, x2 = w.double().requires_grad_(), x.double().requires_grad_()
+    w2, x2 = w.double().clone().requires_grad_(), x.double().clone().requires_grad_()
     ref.spmm(g.rowptr, g.col, w2, x2).backward(go.double())
     w3, x3 = w.double().abs().requires_grad_(), x.double().abs().requires_grad_()
     ref.spmm(g.rowptr, g.col, w3, x3).backward(go.double().abs())  # magnitude bounds
@@ -273,7 +273,8 @@ def test_cpu_cuda_parity(gen, seed, dtype, index_dtype):
     res = []
     for dev in ("cpu", "cuda"):
         gd = g.to(dev)
-        wd, xd = w.to(dev).requires_grad_(), x.to(dev).requires_grad_()
+        wd = w.detach().to(dev).clone().requires_grad_()
+        xd = x.detach().to(dev).clone().requires_grad_()
         y = ops.spmm(gd.rowptr, gd.col, wd, xd)
         y.backward(go.to(dev))
         res.append((y.detach().cpu(), wd.grad.cpu(), xd.grad.cpu(),

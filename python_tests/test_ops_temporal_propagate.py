@@ -79,9 +79,9 @@ def test_backward_matches_reference(device, gen, seed, dtype, big_row, keep_prob
     x1 = x.clone().requires_grad_()
     ops.temporal_propagate(g.rowptr, g.col, g.edge_time, g.node_norm, x1, 0.4, keep_prob, 11
                            ).backward(go)
-    x2 = x.double().requires_grad_()
+    x2 = x.double().clone().requires_grad_()
     _ref(g, x2, 0.4, keep_prob, 11).backward(go.double())
-    x3 = x.double().requires_grad_()
+    x3 = x.double().clone().requires_grad_()
     _ref(g, x3, 0.4, keep_prob, 11).backward(go.double().abs())
     assert_close_bound(x1.grad, x2.grad, x3.grad, seed=seed, what="grad x")
 
@@ -297,7 +297,7 @@ def test_cpu_cuda_parity(gen, seed, dtype, keep_prob):
     res = []
     for dev in ("cpu", "cuda"):
         gd = g.to(dev)
-        xd = x.to(dev).requires_grad_()
+        xd = x.detach().to(dev).clone().requires_grad_()
         y = ops.temporal_propagate(gd.rowptr, gd.col, gd.edge_time, gd.node_norm, xd, 0.5,
                                    keep_prob, 5)
         y.backward(go.to(dev))
