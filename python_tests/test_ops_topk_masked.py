@@ -141,6 +141,20 @@ def test_opcheck_mask_history(device, gen):
                            torch.tensor([5, 1], device=device), 4))
 
 
+def test_mask_history_unsorted_row_on_later_chunk_stays_in_bounds(device):
+    """Called directly on a later chunk (item_begin > 0), an unsorted row is not validated; the
+    kernel must still never write outside its own score row (here: into the row before it)."""
+    buf = torch.zeros(2, 4, device=device)
+    scores = buf[1:]  # contiguous view: row 0 of buf lies just before it in memory
+    rowptr = torch.tensor([0, 3], device=device)
+    items = torch.tensor([1, 5, 0], device=device)  # unsorted; 0 - item_begin < 0
+    try:
+        torch.ops.graphpro.mask_history_(scores, rowptr, items, torch.tensor([0], device=device), 3)
+    except RuntimeError as e:  # rejecting the unsorted row is fine too
+        assert "not strictly increasing" in str(e)
+    assert (buf[0] == 0).all(), buf
+
+
 class TestBadInputs:
     def _args(self, device):
         rowptr = torch.tensor([0, 2, 3], device=device)
