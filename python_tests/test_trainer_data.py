@@ -1,7 +1,5 @@
 """Loaders: round trips, every bad-data error (file and line named), skip-and-count, synthetic."""
 
-import os
-
 import numpy as np
 import pytest
 

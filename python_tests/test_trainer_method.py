@@ -177,7 +177,8 @@ def test_compact_propagation_matches_full_graph(tiny_runner):
     torch.manual_seed(0)
     m = EmbeddingModel(torch.randn(r.nu + r.ni, 8, dtype=torch.float64), 2, 0.5, gate=True,
                        generator=torch.Generator().manual_seed(1)).double()
-    users, pos, neg = torch.tensor([0, 3, 5]), torch.tensor([1, r.ni - 1, 2]), torch.tensor([4, 0, 7])
+    users, pos = torch.tensor([0, 3, 5]), torch.tensor([1, r.ni - 1, 2])
+    neg = torch.tensor([4, 0, 7])
     m.batch_loss(g, users, pos, neg, 1.0, 11, 1e-3).backward()
     gx = m.x.grad.clone()
     m.x.grad = None

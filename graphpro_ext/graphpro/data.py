@@ -132,7 +132,8 @@ def read_snapshot_file(path: str, skip_bad_rows: bool = False) -> tuple[Interact
             where = f"{path}:{lineno}"
             parts = line.split("\t")
             if len(parts) != 3:
-                errs(where, f"expected 3 tab-separated fields (user, items, times), got {len(parts)}")
+                errs(where, "expected 3 tab-separated fields (user, items, times), "
+                            f"got {len(parts)}")
                 continue
             try:
                 u = _parse_id(parts[0].strip())
@@ -320,7 +321,8 @@ def load_table(path: str, pretrain_span: str, snapshot: str,
     snaps = [inter.subset(slot == k) for k in range(n_snap)]
     empty = [k for k, s in enumerate(snaps) if not len(s)]
     if empty:
-        raise DataError(f"{path}: snapshot(s) {empty} hold no interactions; use a longer --snapshot")
+        raise DataError(f"{path}: snapshot(s) {empty} hold no interactions; "
+                        "use a longer --snapshot")
     data = SnapshotData(os.path.splitext(os.path.basename(path))[0], pre, snaps,
                         len(user_keys), len(item_keys),
                         {"rows_skipped": errs.count, "skipped_examples": errs.examples,

@@ -17,7 +17,8 @@ from graphpro_ext.graph import TemporalGraph
 
 from . import backend
 
-__all__ = ["EmbeddingModel", "CompactGraph", "compact", "xavier_embeddings", "random_gate", "bpr_loss",
+__all__ = ["EmbeddingModel", "CompactGraph", "compact", "xavier_embeddings", "random_gate",
+           "bpr_loss",
            "interpolation_weights", "interpolate"]
 
 

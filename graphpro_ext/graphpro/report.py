@@ -38,7 +38,8 @@ def markdown(results: dict, k: int = 20) -> str:
                   "|---" * (n + 2) + "|"]
         for name, m in methods.items():
             vals = [_fmt(s[metric]) for s in m["stages"]] + ["–"] * (n - len(m["stages"]))
-            lines.append(f"| {name} | " + " | ".join(vals) + f" | **{_fmt(m['average'][metric])}** |")
+            avg = _fmt(m["average"][metric])
+            lines.append(f"| {name} | " + " | ".join(vals) + f" | **{avg}** |")
         lines.append("")
     lines += [f"## Recall@{k}: users fine-tuned at the stage vs. cold users", "",
               "| method | " + " | ".join(f"S{i} tuned / cold" for i in range(1, n + 1)) + " |",
