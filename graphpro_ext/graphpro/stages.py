@@ -105,6 +105,10 @@ class Runner:
         unknown = [m for m in cfg.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+        if cfg.select_on not in ("val", "test"):
+            raise ValueError(f"select_on must be 'val' or 'test', got {cfg.select_on!r}")
+        if cfg.select_on == "val" and not 0.0 < cfg.val_frac < 1.0:
+            raise ValueError("--select-on val needs 0 < --val-frac < 1")
         self.data, self.cfg = data, cfg
         self.dev = torch.device(cfg.device)
         self.ckpt = os.path.join(cfg.out, "ckpt")
