@@ -83,7 +83,7 @@ def test_prompt_embeddings_no_grad_boundary(tiny_runner):
     """X0_n comes from a no-grad pass: training stage n never reaches the pre-trained table."""
     r = tiny_runner
     pre = torch.randn(r.nu + r.ni, 8, requires_grad=True)
-    x0 = r.prompt_embeddings(2, pre, "graphpro")
+    x0 = r.prompt_embeddings(2, pre)
     assert x0.shape == pre.shape and x0.grad_fn is None and not x0.requires_grad
     before = pre.detach().clone()
     train, _ = r.split(2)

@@ -232,7 +232,7 @@ class Runner:
         recent = [self._load_x(method, n - 1 - i) for i in range(w)]  # newest first
         return interpolate(pretrained, recent, self.cfg.interp_order)
 
-    def prompt_embeddings(self, n: int, start: torch.Tensor, pretrain_kind: str) -> torch.Tensor:
+    def prompt_embeddings(self, n: int, start: torch.Tensor) -> torch.Tensor:
         """Eqs. (8)-(10): random gating of ``start``, then one no-grad temporal propagation over
         the pre-training graph plus the (decay-sampled) snapshots before snapshot n."""
         prev = sample_prompt(self.data.snapshots[:n - 1], self.cfg.sample_decay,
@@ -271,15 +271,16 @@ class Runner:
         else:
             start = self.start_embeddings(method, n, pretrained[spec["pretrain"]]["x"])
             # -PT: no prompt graph (and no random gate, which only exists to feed it)
-            x0 = self.prompt_embeddings(n, start, spec["pretrain"]) if spec["prompt"] else start
+            x0 = self.prompt_embeddings(n, start) if spec["prompt"] else start
             g = self.graph(train, cfg.tau_finetune)
             model = EmbeddingModel(x0, cfg.layers, cfg.time_weight, gate=spec["gate"],
                                    generator=gen)
         model.to(self.dev)
-        snap = Interactions.concat([train, val])
-        neg_hist = build_history(snap.users, snap.items, self.nu)
         if spec["kind"] == "full":
             neg_hist = g.user_history()
+        else:  # negatives avoid all of the user's snapshot-n items, held-out ones included
+            snap = Interactions.concat([train, val])
+            neg_hist = build_history(snap.users, snap.items, self.nu)
         # 'full' trains from scratch, so it gets the pre-training budget (epochs, patience)
         tcfg = cfg.pretrain_train if spec["kind"] == "full" else cfg.stage_train
         summary = fit(model, g, neg_hist, select, tcfg, f"{method}/stage{n}",
