@@ -119,3 +119,24 @@ def test_resume_refuses_other_config(tmp_path):
     assert main(["pretrain", "--out", out, *TINY]) == 0
     with pytest.raises(ValueError, match="different configuration"):
         main(["run", "--out", out, "--resume", *TINY, "--lr", "0.01"])
+
+
+def test_table_input_saves_id_map(tmp_path):
+    from graphpro_ext.graphpro.data import synthetic
+
+    d = synthetic(120, 80, num_topics=4, pretrain_weeks=2, num_snapshots=3, seed=4)
+    rows = ["user,item,timestamp"]
+    for part in [d.pretrain, *d.snapshots]:
+        rows += [f"u{u},item-{i},{int(t)}" for u, i, t in zip(part.users, part.items, part.times)]
+    csv = tmp_path / "events.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "o"
+    assert main(["run", "--table", str(csv), "--pretrain-span", "14d", "--snapshot", "7d",
+                 "--methods", "graphpro", "--out", str(out), "--epochs", "2",
+                 "--stage-epochs", "1", "--dim", "8", "--batch-size", "512"]) == 0
+    ids = json.loads((out / "id_map.json").read_text())
+    assert len(ids["users"]) == len(set(d.pretrain.users) | set().union(
+        *[set(s.users) for s in d.snapshots])) and ids["items"][0].startswith("item-")
+    res = json.loads((out / "results.json").read_text())
+    assert len(res["methods"]["graphpro"]["stages"]) == 2
+    assert res["hyperparameters"]["preset"] == "reference"
