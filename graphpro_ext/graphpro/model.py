@@ -40,6 +40,7 @@ class CompactGraph:
     sub: TemporalGraph  # over compacted ids: active users, then active items
     glob: torch.Tensor  # int64 [Na]: global id of each compacted node
     local: torch.Tensor  # int64 [N]: compacted id of each global node, -1 when isolated
+    isolated: torch.Tensor  # int64: global ids of the nodes without edges
 
 
 def compact(graph: TemporalGraph) -> CompactGraph:
@@ -57,9 +58,30 @@ def compact(graph: TemporalGraph) -> CompactGraph:
     nu = int(active[:graph.num_users].sum())
     sub = TemporalGraph(rowptr, local[graph.col.long()].to(graph.col.dtype), graph.edge_time,
                         graph.node_norm[active], nu, glob.numel() - nu, dict(graph.stats))
-    cg = CompactGraph(sub, glob, local)
+    cg = CompactGraph(sub, glob, local, torch.nonzero(~active).flatten())
     graph._compact = cg
     return cg
+
+
+class _GatherActiveAndRows(torch.autograd.Function):
+    """``(x[glob], x[rows])`` whose backward writes the [N, d] gradient once: a copy into the
+    (unique) active rows, zeros for the isolated rows only, and an add for the batch rows. Autograd's
+    own indexing would zero-fill [N, d] and scatter-accumulate, plus slice and add passes."""
+
+    @staticmethod
+    def forward(ctx, x, glob, isolated, rows):
+        ctx.save_for_backward(glob, isolated, rows)
+        return x[glob], x[rows]
+
+    @staticmethod
+    def backward(ctx, g_glob, g_rows):
+        glob, isolated, rows = ctx.saved_tensors
+        n = glob.numel() + isolated.numel()
+        g = g_glob.new_empty((n, g_glob.shape[1]))
+        g.index_copy_(0, glob, g_glob)
+        g.index_fill_(0, isolated, 0.0)
+        g.index_add_(0, rows, g_rows)
+        return g, None, None, None
 
 
 class EmbeddingModel(nn.Module):
@@ -98,18 +120,17 @@ class EmbeddingModel(nn.Module):
 
     def batch_loss(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
                    weight_decay: float) -> torch.Tensor:
-        """BPR loss of a batch: propagation over the active nodes only, and one gather from
-        the [N, d] table (so its backward fills one dense gradient, not one per lookup)."""
+        """BPR loss of a batch, propagating over the active nodes only."""
         cg = compact(graph)
-        nu, na = graph.num_users, cg.glob.numel()
+        nu = graph.num_users
         rows = torch.cat([users, nu + pos, nu + neg])
-        x = self.x[torch.cat([cg.glob, rows])]
-        e0 = self.gate(x)
-        h = backend.lightgcn(cg.sub, e0[:na], self.num_layers, self.time_weight, keep_prob, seed)
+        x_act, x_rows = _GatherActiveAndRows.apply(self.x, cg.glob, cg.isolated, rows)
+        h = backend.lightgcn(cg.sub, self.gate(x_act), self.num_layers, self.time_weight,
+                             keep_prob, seed)
         loc = cg.local[rows]
-        e = torch.where((loc >= 0).unsqueeze(1), h[loc.clamp(min=0)], e0[na:])
+        e = torch.where((loc >= 0).unsqueeze(1), h[loc.clamp(min=0)], self.gate(x_rows))
         b = users.numel()
-        return bpr_loss(e[:b], e[b:2 * b], e[2 * b:], x[na:], weight_decay)
+        return bpr_loss(e[:b], e[b:2 * b], e[2 * b:], x_rows, weight_decay)
 
 
 def bpr_loss(u, i, j, ego_rows, weight_decay: float) -> torch.Tensor:
