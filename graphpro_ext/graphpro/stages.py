@@ -92,6 +92,16 @@ def sample_prompt(snapshots: list[Interactions], phi: float, seed: int) -> list[
     return out
 
 
+def _result_relevant(proto: dict) -> dict:
+    """The configuration minus what cannot change results (methods may be added on resume;
+    checkpoint frequency and evaluation batch size are free to change)."""
+    out = {k: v for k, v in proto.items() if k != "methods"}
+    for phase in ("pretrain_train", "stage_train"):
+        out[phase] = {k: v for k, v in out.get(phase, {}).items()
+                      if k not in ("ckpt_every", "eval_batch")}
+    return out
+
+
 def _pairs_key(inter: Interactions, width: int) -> np.ndarray:
     return inter.users * width + inter.items
 
@@ -175,8 +185,7 @@ class Runner:
         if os.path.exists(path):
             with open(path) as f:
                 old = json.load(f)
-            old_cmp = {k: v for k, v in old.items() if k != "methods"}
-            new_cmp = {k: v for k, v in proto.items() if k != "methods"}
+            old_cmp, new_cmp = _result_relevant(old), _result_relevant(proto)
             if old_cmp != new_cmp:
                 diff = sorted(k for k in set(old_cmp) | set(new_cmp)
                               if old_cmp.get(k) != new_cmp.get(k))
