@@ -131,6 +131,9 @@ class TemporalGraph:
             bad = int(np.flatnonzero(~np.isfinite(t))[0])
             raise ValueError(f"times[{bad}] = {t[bad]} is not finite")
         n_in = int(u.size)
+        # The step origin is the earliest *input* time: merging duplicates must not move it.
+        if t_min is None and t.size:
+            t_min = float(t.min())
         # Merge repeated (u, i) pairs keeping the latest time.
         key = u * max(num_items, 1) + i
         order = np.lexsort((t, key))

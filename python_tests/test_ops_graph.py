@@ -26,7 +26,7 @@ def _dense(g: TemporalGraph):
 
 
 def _oracle(users, items, times, num_users, num_items, tau_hours=1.0):
-    """Plain-Python build: merge keeping the latest time, steps from the earliest merged time,
+    """Plain-Python build: merge keeping the latest time, steps from the earliest input time,
     min-max normalised steps, deg^-1/2 norms."""
     latest: dict[tuple[int, int], float] = {}
     for u, i, t in zip(users.tolist(), items.tolist(), times.tolist()):
@@ -35,7 +35,7 @@ def _oracle(users, items, times, num_users, num_items, tau_hours=1.0):
     adj = torch.zeros(n, n, dtype=torch.bool)
     tm = torch.full((n, n), float("nan"), dtype=torch.float64)
     if latest:
-        t0 = min(latest.values())
+        t0 = min(times.tolist())
         steps = {k: 1 + math.floor((t - t0) / (tau_hours * H)) for k, t in latest.items()}
         lo, hi = min(steps.values()), max(steps.values())
         for (u, i), s in steps.items():

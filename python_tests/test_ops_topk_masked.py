@@ -232,3 +232,11 @@ def test_cpu_cuda_parity(gen, seed, chunk):
     torch.ops.graphpro.mask_history_(scores, rowptr, items, None, 0)
     torch.ops.graphpro.mask_history_(sc, rowptr.cuda(), items.cuda(), None, 0)
     assert torch.equal(sc.cpu(), scores)
+
+
+@pytest.mark.parametrize("bad", [7, -1])
+def test_history_item_out_of_range_is_an_error(bad):
+    hist_rowptr = torch.tensor([0, 2, 3])
+    hist_items = torch.tensor([1, bad, 0]) if bad > 0 else torch.tensor([bad, 1, 0])
+    with pytest.raises(RuntimeError, match=r"history item is outside \[0, num_items = 5\)"):
+        ops.topk_masked(torch.randn(2, 3), torch.randn(5, 3), hist_rowptr, hist_items, 3)

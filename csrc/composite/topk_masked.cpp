@@ -33,6 +33,12 @@ std::tuple<at::Tensor, at::Tensor> topk_masked(const at::Tensor& user_emb, const
     TORCH_CHECK(hist_rowptr.numel() == B + 1, "graphpro.topk_masked: without users, hist_rowptr "
                 "must have user_emb.size(0)+1 = ", B + 1, " entries, got ", hist_rowptr.numel());
   }
+  // Out-of-range history ids would silently mask nothing (one reduction; a sync on CUDA).
+  if (hist_items.numel() > 0) {
+    const auto [lo, hi] = at::aminmax(hist_items);
+    TORCH_CHECK(lo.item<int64_t>() >= 0 && hi.item<int64_t>() < I,
+                "graphpro.topk_masked: a history item is outside [0, num_items = ", I, ")");
+  }
   static auto mask = c10::Dispatcher::singleton()
                          .findSchemaOrThrow("graphpro::mask_history_", "")
                          .typed<void(at::Tensor&, const at::Tensor&, const at::Tensor&,
