@@ -264,19 +264,25 @@ def synthetic_graph(num_directed_edges: int, seed: int = 0, **kw) -> TemporalGra
     return power_law_graph(num_interactions=inter, seed=seed, **kw)
 
 
-def uniform_graph(num_directed_edges: int, seed: int = 0, **kw) -> TemporalGraph:
-    """Same sizes as :func:`hub_graph` but uniform degrees (no hub): the control."""
+def uniform_graph(
+    num_directed_edges: int, seed: int = 0, match_hub_fraction: float = 0.05, **kw
+) -> TemporalGraph:
+    """Same sizes as ``hub_graph(num_directed_edges, match_hub_fraction)`` (users, items, edges)
+    but uniform degrees (no hub): the control of the power-law robustness benchmark."""
     inter = int(num_directed_edges) // 2
     kw.setdefault("num_users", max(2, inter // 10))
-    kw.setdefault("num_items", max(2, inter // 10))
+    kw.setdefault("num_items", max(2, inter // 10,
+                                   2 * int(match_hub_fraction * num_directed_edges)))
     return power_law_graph(num_interactions=inter, seed=seed, degree="uniform", **kw)
 
 
 def hub_graph(num_directed_edges: int, hub_fraction: float = 0.05, seed: int = 0, **kw) -> TemporalGraph:
-    """Uniform degrees except user 0, whose row holds ``hub_fraction`` of all directed edges."""
+    """Uniform degrees except user 0, whose row holds ``hub_fraction`` of all directed edges.
+    Same default sizes as :func:`uniform_graph`; the item set is widened to at least twice the
+    hub row, so the hub user still has unseen items (negative sampling stays well defined)."""
     inter = int(num_directed_edges) // 2
     kw.setdefault("num_users", max(2, inter // 10))
-    kw.setdefault("num_items", max(2, inter // 10, int(hub_fraction * num_directed_edges) + 1))
+    kw.setdefault("num_items", max(2, inter // 10, 2 * int(hub_fraction * num_directed_edges)))
     return power_law_graph(
         num_interactions=inter, seed=seed, degree="uniform", hub_fraction=hub_fraction, **kw
     )

@@ -69,6 +69,8 @@ def test_hub_fraction_and_uniform_control():
     assert int(deg.argmax()) == 0
     assert abs(int(deg[0]) / h.num_edges - 0.05) < 1e-3
     assert h.num_edges == u.num_edges == 20000
+    assert (h.num_users, h.num_items) == (u.num_users, u.num_items)
+    assert h.num_items >= 2 * int(deg[0])  # the hub still has unseen items
     udeg = u.rowptr[1:] - u.rowptr[:-1]
     assert int(udeg.max()) < 0.01 * u.num_edges
 
