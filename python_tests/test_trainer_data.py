@@ -1,5 +1,7 @@
 """Loaders: round trips, every bad-data error (file and line named), skip-and-count, synthetic."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -170,3 +172,20 @@ def test_parquet_table(tmp_path):
     d, mapping = load_table(str(tmp_path / "t.parquet"), "1d", "2d")
     assert mapping["users"] == ["a", "b", "c"] and len(d.pretrain) == 1
     assert [len(s) for s in d.snapshots] == [2, 1]
+
+
+AMAZON = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "amazon")
+
+
+@pytest.mark.skipif(not os.path.isdir(AMAZON), reason="../shared/data/amazon not present")
+def test_amazon_snapshots_and_seen_share(tmp_path):
+    """The real release loads with its global id space, and the share of test pairs already in
+    the history matches the quirk measured in its README."""
+    from graphpro_ext.graphpro.stages import RunConfig, Runner
+
+    d = load_snapshot_folder(AMAZON)
+    assert (d.num_users, d.num_items, d.num_stages) == (131707, 107028, 8)
+    assert len(d.pretrain) == 135898 and len(d.snapshots[0]) == 24051
+    shares = Runner(d, RunConfig(out=str(tmp_path))).seen_shares()
+    assert shares[:2] == [0.0, 0.0]
+    assert [round(100 * s, 1) for s in shares[2:]] == [13.4, 23.9, 29.5, 37.0, 40.7, 48.2]
