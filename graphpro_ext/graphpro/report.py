@@ -120,23 +120,27 @@ def collect_checkpoints(out: str, k: int = 20) -> dict:
             continue
         kind = os.path.basename(p)[len("pretrain_"):-3]
         res["pretrain"][kind] = torch.load(p, map_location="cpu", weights_only=False)["summary"]
-    shares = {}
+    shares, found = {}, {}
     for m in cfg.get("methods", []):
-        stages = []
-        for p in glob.glob(os.path.join(ckpt, m, "stage_*.pt")):
-            if not p.endswith(".partial.pt"):
-                stages.append(torch.load(p, weights_only=False))
-        if not stages:
-            continue
-        stages.sort(key=lambda s: s["stage"])
+        stages = [torch.load(p, weights_only=False)
+                  for p in glob.glob(os.path.join(ckpt, m, "stage_*.pt"))
+                  if not p.endswith(".partial.pt")]
+        if stages:
+            found[m] = sorted(stages, key=lambda s: s["stage"])
+    # the stage count is not in config.json: take the largest stage any method reached
+    total = max((s["stage"] for st in found.values() for s in st), default=0)
+    for m, stages in found.items():
         for s in stages:
             shares[s["stage"]] = s.get("seen_share")
-        done = [s["stage"] for s in stages] == list(range(1, len(stages) + 1))
+        done = [s["stage"] for s in stages] == list(range(1, total + 1))
         entry = {"stages": stages, "wall_s": float(sum(s["wall_s"] for s in stages)),
-                 "average": {f"recall@{k}": float(np.mean([s[f"recall@{k}"] for s in stages])),
-                             f"ndcg@{k}": float(np.mean([s[f"ndcg@{k}"] for s in stages]))},
-                 "stages_done": len(stages)}
-        res["methods"][m if done else f"{m} (stages {[s['stage'] for s in stages]})"] = entry
+                 "average": {f"recall@{k}": None, f"ndcg@{k}": None},
+                 "stages_done": len(stages), "complete": done}
+        if done:  # an average over some stages only would not compare with the others
+            entry["average"] = {
+                f"recall@{k}": float(np.mean([s[f"recall@{k}"] for s in stages])),
+                f"ndcg@{k}": float(np.mean([s[f"ndcg@{k}"] for s in stages]))}
+        res["methods"][m if done else f"{m} ({len(stages)}/{total} stages)"] = entry
     res["seen_test_share"] = [shares[n] for n in sorted(shares)]
     res["wall_s"] = {f"pretrain-{kk}": v["wall_s"] for kk, v in res["pretrain"].items()}
     res["wall_s"].update({m: v["wall_s"] for m, v in res["methods"].items()})
