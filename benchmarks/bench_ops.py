@@ -752,7 +752,7 @@ def to_markdown(rows, rob, tg, meta) -> str:
              f"- date: {meta['date']}", f"- machine: {meta['machine']}",
              f"- device: {meta['device']}, d = {meta['dim']}, repeats = {meta['repeats']} "
              "(interleaved rounds; median)",
-             f"- copy bandwidth (clone, read+write): {meta['copy_bw_start_GBps']:.1f} GB/s at start, "
+             f"- copy bandwidth (copy_ into a pre-allocated tensor, read+write): {meta['copy_bw_start_GBps']:.1f} GB/s at start, "
              f"{meta['copy_bw_end_GBps']:.1f} GB/s at end",
              f"- load average: {meta['loadavg_start']} at start, {meta['loadavg_end']} at end", ""]
     for s in meta["skipped"]:
