@@ -35,7 +35,7 @@ at::Tensor sddmm_cpu(const at::Tensor& rowptr_, const at::Tensor& col_, const at
           const scalar_t* ar = ap + r * d;
           const int64_t end = rp[r + 1];
           for (int64_t j = rp[r]; j < end; ++j) {
-            if (j + kPrefetchDistance < end) {
+            if (j + kPrefetchDistance < num_edges) {
               const int64_t cn = static_cast<int64_t>(cp[j + kPrefetchDistance]);
               if (static_cast<uint64_t>(cn) < static_cast<uint64_t>(num_cols)) prefetch_row(bp + cn * d, d);
             }

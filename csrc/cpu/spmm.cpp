@@ -45,7 +45,7 @@ at::Tensor spmm_kernel_cpu(const at::Tensor& rowptr_, const at::Tensor& col_,
           if (row_bounds_ok(rp, r, num_edges, err)) {
             const int64_t end = rp[r + 1];
             for (int64_t j = rp[r]; j < end; ++j) {
-              if (j + kPrefetchDistance < end) {
+              if (j + kPrefetchDistance < num_edges) {  // across row ends: rows are short
                 const int64_t cn = static_cast<int64_t>(cp[j + kPrefetchDistance]);
                 if (static_cast<uint64_t>(cn) < static_cast<uint64_t>(num_cols)) prefetch_row(xp + cn * d, d);
               }

@@ -33,9 +33,16 @@ inline void temporal_row(const TemporalGraphView<acc_t, index_t>& g, bool transp
   const acc_t lse_r = kTime ? g.row_lse[r] : acc_t(0);
   const int64_t end = g.rowptr[r + 1];
   for (int64_t j = g.rowptr[r]; j < end; ++j) {
-    if (j + kPrefetchDistance < end) {
-      const int64_t cp = static_cast<int64_t>(g.col[j + kPrefetchDistance]);
-      if (static_cast<uint64_t>(cp) < static_cast<uint64_t>(g.num_rows)) prefetch_row(x + cp * d, d);
+    // Prefetch across row ends too: rows average a handful of edges, so a within-row window
+    // would rarely fire. The per-node factors of the gathered node are prefetched with its row.
+    const int64_t jp = j + kPrefetchDistance;
+    if (jp < g.num_edges) {
+      const int64_t cp = static_cast<int64_t>(g.col[jp]);
+      if (static_cast<uint64_t>(cp) < static_cast<uint64_t>(g.num_rows)) {
+        prefetch_row(x + cp * d, d);
+        __builtin_prefetch(g.node_norm + cp, 0, 1);
+        if (kTime && transpose) __builtin_prefetch(g.row_lse + cp, 0, 1);
+      }
     }
     const index_t c = g.col[j];
     if (!col_ok(c, g.num_rows, err)) continue;
