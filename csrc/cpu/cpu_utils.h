@@ -82,7 +82,7 @@ inline void axpy(acc_t* __restrict__ acc, const scalar_t* __restrict__ x, acc_t 
 
 // Prefetch the feature row an upcoming edge will gather: rows are scattered over a table far
 // larger than the caches, so overlapping their misses is what sets the speed of a CPU SpMM.
-constexpr int64_t kPrefetchDistance = 8;
+constexpr int64_t kPrefetchDistance = 16;
 template <typename scalar_t>
 inline void prefetch_row(const scalar_t* row, int64_t d) {
   const char* p = reinterpret_cast<const char*>(row);

@@ -1,6 +1,8 @@
 // CPU kernels of graphpro::lightgcn and lightgcn_backward: L fused GraphPro layers summed,
-// sum_{l=0..L} A^l x, with the running sum accumulated in the layer pass (no layer activations
-// kept for the backward: A does not depend on x, so the backward is sum_l (A^T)^l g).
+// sum_{l=0..L} A^l x. Layers 1..L-1 are written once each; the last layer pass also forms the sum
+// (x + y_1 + ... + y_{L-1} + A y_{L-1}), which moves fewer bytes than a running sum updated by
+// every layer. No layer activations are kept for the backward: A does not depend on x, so the
+// backward is the same computation with A^T.
 #include <torch/library.h>
 
 #include "cpu/temporal_kernel.h"
@@ -11,8 +13,9 @@ namespace {
 // Per-thread scratch buffers reused across calls of the same shape: on the CPU a fresh N x d
 // allocation costs page faults comparable to a whole propagation layer. Reused only while no
 // one else holds a reference (use_count() == 1), so a returned tensor is never overwritten.
-at::Tensor scratch(int slot, const at::Tensor& like) {
-  thread_local at::Tensor cache[2];
+at::Tensor scratch(size_t slot, const at::Tensor& like) {
+  thread_local std::vector<at::Tensor> cache;
+  if (cache.size() <= slot) cache.resize(slot + 1);
   at::Tensor& t = cache[slot];
   if (!t.defined() || t.use_count() != 1 || t.sizes() != like.sizes() ||
       t.scalar_type() != like.scalar_type()) {
@@ -39,13 +42,12 @@ at::Tensor propagate_sum(const at::Tensor& rowptr, const at::Tensor& col,
   const int64_t n = rowptr.numel() - 1, d = x.size(1), num_edges = col.numel();
   const bool use_time = time_weight != 0.0;
   const auto acc_dtype = opmath_dtype(x.scalar_type());
-  // Layers ping-pong between two scratch buffers (x is never written); the first layer writes
-  // out = x + A x directly, so out needs no separate copy of x.
   const at::Tensor xa = x.to(acc_dtype).contiguous();
-  at::Tensor out = num_layers == 0 || n == 0 ? xa.clone() : at::empty_like(xa);
-  if (num_layers == 0 || n == 0) return out.to(x.scalar_type());
-  at::Tensor bufs[2] = {num_layers > 1 ? scratch(0, xa) : at::Tensor(),
-                        num_layers > 2 ? scratch(1, xa) : at::Tensor()};
+  if (num_layers == 0 || n == 0) return xa.clone().to(x.scalar_type());
+  // y_1 .. y_{L-1}: L-1 buffers; with x and out that is L+1 N x d buffers at most.
+  std::vector<at::Tensor> ys;
+  for (int64_t l = 0; l + 1 < num_layers; ++l) ys.push_back(scratch(l, xa));
+  at::Tensor out = at::empty_like(xa);
   std::atomic<int> err{kOk};
   AT_DISPATCH_FLOATING_TYPES(acc_dtype, "lightgcn", [&] {
     using acc_t = scalar_t;
@@ -59,34 +61,38 @@ at::Tensor propagate_sum(const at::Tensor& rowptr, const at::Tensor& col,
       GP_BOOL_SWITCH(use_time, kTime, [&] {
         GP_BOOL_SWITCH(keep_prob < 1.0, kDrop, [&] {
           const acc_t* x0 = xa.data_ptr<acc_t>();
-          acc_t* op_ = out.data_ptr<acc_t>();
-          for (int64_t layer = 0; layer < num_layers; ++layer) {
-            const acc_t* xp = layer == 0 ? x0 : bufs[(layer - 1) & 1].data_ptr<acc_t>();
-            acc_t* yp = layer + 1 < num_layers ? bufs[layer & 1].data_ptr<acc_t>() : nullptr;
-            const bool first = layer == 0;
-            const bool last = layer == num_layers - 1;
+          std::vector<acc_t*> yp;
+          for (auto& t : ys) yp.push_back(t.data_ptr<acc_t>());
+          // Layers 1 .. L-1: y_l = M y_{l-1} (y_0 = x).
+          for (int64_t layer = 0; layer + 1 < num_layers; ++layer) {
+            const acc_t* src = layer == 0 ? x0 : yp[layer - 1];
+            acc_t* dst = yp[layer];
             parallel_rows(g.rowptr, n, [&](int64_t r0, int64_t r1) {
-              std::vector<acc_t> tmp(last ? d : 0);
-              for (int64_t r = r0; r < r1; ++r) {
-                acc_t* orow = op_ + r * d;
-                // An empty row contributes 0 to out after the first layer: only its (reused)
-                // scratch row is cleared, in case an asymmetric graph gathers it.
-                if (g.rowptr[r] == g.rowptr[r + 1] && !first) {
-                  if (!last) std::fill(yp + r * d, yp + (r + 1) * d, acc_t(0));
-                  continue;
-                }
-                // The last layer's value is only summed into out: keep it in a row buffer.
-                acc_t* yr = last ? tmp.data() : yp + r * d;
-                temporal_row<kTime, kDrop>(g, transpose, r, xp, d, yr, err);
-                if (first) {
-                  const acc_t* xr = x0 + r * d;
-                  for (int64_t k = 0; k < d; ++k) orow[k] = xr[k] + yr[k];
-                } else {
-                  for (int64_t k = 0; k < d; ++k) orow[k] += yr[k];
-                }
-              }
+              for (int64_t r = r0; r < r1; ++r)
+                temporal_row<kTime, kDrop>(g, transpose, r, src, d, dst + r * d, err);
             });
           }
+          // Last layer fused with the sum; an empty row's layers are all 0, so out = x there.
+          const acc_t* src = num_layers == 1 ? x0 : yp[num_layers - 2];
+          acc_t* op_ = out.data_ptr<acc_t>();
+          parallel_rows(g.rowptr, n, [&](int64_t r0, int64_t r1) {
+            std::vector<acc_t> tmp(d);
+            for (int64_t r = r0; r < r1; ++r) {
+              acc_t* orow = op_ + r * d;
+              const acc_t* xr = x0 + r * d;
+              if (g.rowptr[r] == g.rowptr[r + 1]) {
+                std::copy(xr, xr + d, orow);
+                continue;
+              }
+              temporal_row<kTime, kDrop>(g, transpose, r, src, d, tmp.data(), err);
+              for (int64_t k = 0; k < d; ++k) tmp[k] += xr[k];
+              for (const acc_t* y : yp) {
+                const acc_t* yr = y + r * d;
+                for (int64_t k = 0; k < d; ++k) tmp[k] += yr[k];
+              }
+              std::copy(tmp.begin(), tmp.end(), orow);
+            }
+          });
         });
       });
     });
