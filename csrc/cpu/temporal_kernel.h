@@ -48,7 +48,7 @@ inline void temporal_row(const TemporalGraphView<acc_t, index_t>& g, bool transp
     if (!col_ok(c, g.num_rows, err)) continue;
     if (kDrop && !edge_kept(g.seed_key, r, c, g.threshold)) continue;
     acc_t w = beta_r * g.node_norm[c];
-    if (kTime) w += g.time_weight * std::exp(g.edge_time[j] - (transpose ? g.row_lse[c] : lse_r));
+    if (kTime) w += g.time_weight * edge_exp(g.edge_time[j] - (transpose ? g.row_lse[c] : lse_r));
     axpy(acc, x + static_cast<int64_t>(c) * d, w, d);
   }
 }
