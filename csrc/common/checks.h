@@ -123,6 +123,50 @@ inline void check_edge_values(const at::Tensor& rowptr, const at::Tensor& v, con
   check_same_device(rowptr, v, name);
 }
 
+// spmm_kernel: CSR, features, optional per-edge weight (x's dtype) and weight permutation.
+inline void check_spmm_inputs(const at::Tensor& rowptr, const at::Tensor& col,
+                              const std::optional<at::Tensor>& weight, const at::Tensor& x,
+                              const std::optional<at::Tensor>& perm) {
+  check_csr(rowptr, col);
+  check_features(x, rowptr, "x");
+  const int64_t num_edges = col.numel();
+  if (weight.has_value()) {
+    TORCH_CHECK(weight->scalar_type() == x.scalar_type(), "graphpro.spmm: weight (",
+                weight->scalar_type(), ") and x (", x.scalar_type(), ") must have the same dtype");
+    check_values(*weight, num_edges, x.scalar_type(), rowptr, "weight", "edge");
+  }
+  if (perm.has_value()) {
+    TORCH_CHECK(perm->scalar_type() == at::kLong && perm->numel() == num_edges,
+                "graphpro.spmm: weight_perm must be int64 with one entry per edge");
+    check_same_device(rowptr, *perm, "weight_perm");
+  }
+}
+
+// sddmm: a has one row per CSR row, b one row per column; same dim and dtype.
+inline void check_sddmm_inputs(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& a,
+                               const at::Tensor& b) {
+  check_csr(rowptr, col);
+  check_features(a, rowptr, "a");
+  check_features(b, rowptr, "b");
+  const int64_t n = rowptr.numel() - 1;
+  TORCH_CHECK(a.size(0) == n, "graphpro.sddmm: a must have one row per CSR row (", n, "), got ",
+              a.size(0));
+  TORCH_CHECK(a.size(1) == b.size(1) && a.scalar_type() == b.scalar_type(),
+              "graphpro.sddmm: a and b must share dim and dtype");
+}
+
+// temporal_row_stats: CSR plus float32/float64 edge times.
+inline void check_row_stats_inputs(const at::Tensor& rowptr, const at::Tensor& col,
+                                   const std::optional<at::Tensor>& edge_time, double keep_prob) {
+  check_csr(rowptr, col);
+  check_prob(keep_prob);
+  TORCH_CHECK(edge_time.has_value(), "graphpro.temporal_row_stats: edge_time is required");
+  check_float(*edge_time, "edge_time");
+  TORCH_CHECK(edge_time->scalar_type() == at::kFloat || edge_time->scalar_type() == at::kDouble,
+              "graphpro.temporal_row_stats: edge_time must be float32 or float64");
+  check_values(*edge_time, col.numel(), edge_time->scalar_type(), rowptr, "edge_time", "edge");
+}
+
 // History CSR (one sorted row of item ids per user) plus the user rows a batch refers to.
 inline void check_history_inputs(const at::Tensor& hist_rowptr, const at::Tensor& hist_items,
                                  const at::Tensor* users, const char* op) {

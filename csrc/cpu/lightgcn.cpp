@@ -5,6 +5,8 @@
 // backward is the same computation with A^T.
 #include <torch/library.h>
 
+#include "common/op_calls.h"
+
 #include "cpu/temporal_kernel.h"
 
 namespace graphpro::cpu {
@@ -22,15 +24,6 @@ at::Tensor scratch(size_t slot, const at::Tensor& like) {
     t = at::empty_like(like);
   }
   return t;
-}
-
-at::Tensor row_stats(const at::Tensor& rowptr, const at::Tensor& col,
-                     const std::optional<at::Tensor>& edge_time, double keep_prob, int64_t seed) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("graphpro::temporal_row_stats", "")
-                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
-                                         const std::optional<at::Tensor>&, double, int64_t)>();
-  return op.call(rowptr, col, edge_time, keep_prob, seed);
 }
 
 // out = sum_{l=0..L} M^l x with M = A (transpose=false) or A^T, all in the accumulation dtype.
@@ -116,7 +109,7 @@ std::tuple<at::Tensor, at::Tensor> lightgcn_cpu(const at::Tensor& rowptr_, const
   check_rowptr_ends(rowptr, col.numel(), "lightgcn");
   const bool use_time = time_weight != 0.0;
   const at::Tensor et = use_time ? edge_time->contiguous() : at::Tensor();
-  const at::Tensor lse = use_time ? row_stats(rowptr, col, et, keep_prob, seed)
+  const at::Tensor lse = use_time ? call_temporal_row_stats(rowptr, col, et, keep_prob, seed)
                                   : at::zeros({rowptr.numel() - 1}, node_norm.options());
   at::Tensor out = propagate_sum(rowptr, col, et, node_norm, lse, x, num_layers, time_weight,
                                  keep_prob, seed, /*transpose=*/false, "lightgcn");

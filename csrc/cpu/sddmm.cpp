@@ -7,14 +7,8 @@ namespace graphpro::cpu {
 
 at::Tensor sddmm_cpu(const at::Tensor& rowptr_, const at::Tensor& col_, const at::Tensor& a_,
                      const at::Tensor& b_) {
-  check_csr(rowptr_, col_);
-  check_features(a_, rowptr_, "a");
-  check_features(b_, rowptr_, "b");
+  check_sddmm_inputs(rowptr_, col_, a_, b_);
   const int64_t n = rowptr_.numel() - 1, num_edges = col_.numel();
-  TORCH_CHECK(a_.size(0) == n, "graphpro.sddmm: a must have one row per CSR row (", n, "), got ",
-              a_.size(0));
-  TORCH_CHECK(a_.size(1) == b_.size(1) && a_.scalar_type() == b_.scalar_type(),
-              "graphpro.sddmm: a and b must share dim and dtype");
   const at::Tensor rowptr = rowptr_.contiguous(), col = col_.contiguous(), a = a_.contiguous(),
                    b = b_.contiguous();
   check_rowptr_ends(rowptr, num_edges, "sddmm");

@@ -9,19 +9,8 @@ namespace graphpro::cpu {
 at::Tensor spmm_kernel_cpu(const at::Tensor& rowptr_, const at::Tensor& col_,
                            const std::optional<at::Tensor>& weight_, const at::Tensor& x_,
                            const std::optional<at::Tensor>& perm_) {
-  check_csr(rowptr_, col_);
-  check_features(x_, rowptr_, "x");
+  check_spmm_inputs(rowptr_, col_, weight_, x_, perm_);
   const int64_t n = rowptr_.numel() - 1, num_edges = col_.numel(), d = x_.size(1);
-  if (weight_.has_value()) {
-    TORCH_CHECK(weight_->scalar_type() == x_.scalar_type(), "graphpro.spmm: weight (",
-                weight_->scalar_type(), ") and x (", x_.scalar_type(), ") must have the same dtype");
-    check_values(*weight_, num_edges, x_.scalar_type(), rowptr_, "weight", "edge");
-  }
-  if (perm_.has_value()) {
-    TORCH_CHECK(perm_->scalar_type() == at::kLong && perm_->numel() == num_edges,
-                "graphpro.spmm: weight_perm must be int64 with one entry per edge");
-    check_same_device(rowptr_, *perm_, "weight_perm");
-  }
   const at::Tensor rowptr = rowptr_.contiguous(), col = col_.contiguous(), x = x_.contiguous();
   const at::Tensor weight = weight_.has_value() ? weight_->contiguous() : at::Tensor();
   const at::Tensor perm = perm_.has_value() ? perm_->contiguous() : at::Tensor();

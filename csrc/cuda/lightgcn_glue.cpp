@@ -4,20 +4,13 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
+#include "common/op_calls.h"
+
 #include "cuda/glue_utils.h"
 #include "cuda/lightgcn.cuh"
 
 namespace graphpro::cuda {
 namespace {
-
-at::Tensor row_stats(const at::Tensor& rowptr, const at::Tensor& col,
-                     const std::optional<at::Tensor>& edge_time, double keep_prob, int64_t seed) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("graphpro::temporal_row_stats", "")
-                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
-                                         const std::optional<at::Tensor>&, double, int64_t)>();
-  return op.call(rowptr, col, edge_time, keep_prob, seed);
-}
 
 // out = sum_{l=0..L} M^l x with M = A (transpose=false) or A^T; never writes x.
 at::Tensor propagate_sum(const at::Tensor& rowptr, const at::Tensor& col,
@@ -78,7 +71,7 @@ std::tuple<at::Tensor, at::Tensor> lightgcn_cuda(const at::Tensor& rowptr_, cons
   const bool use_time = time_weight != 0.0;
   const at::Tensor et = use_time ? edge_time->contiguous() : at::Tensor();
   // Computed once; temporal_row_stats also validates columns, times and rowptr.
-  const at::Tensor lse = use_time ? row_stats(rowptr, col, et, keep_prob, seed)
+  const at::Tensor lse = use_time ? call_temporal_row_stats(rowptr, col, et, keep_prob, seed)
                                   : at::zeros({rowptr.numel() - 1}, node_norm.options());
   at::Tensor out = propagate_sum(rowptr, col, et, node_norm, lse, x, num_layers, time_weight,
                                  keep_prob, seed, /*transpose=*/false, "lightgcn");

@@ -10,14 +10,8 @@ namespace graphpro::cuda {
 at::Tensor temporal_row_stats_cuda(const at::Tensor& rowptr_, const at::Tensor& col_,
                                    const std::optional<at::Tensor>& edge_time_, double keep_prob,
                                    int64_t seed) {
-  check_csr(rowptr_, col_);
-  check_prob(keep_prob);
-  TORCH_CHECK(edge_time_.has_value(), "graphpro.temporal_row_stats: edge_time is required");
+  check_row_stats_inputs(rowptr_, col_, edge_time_, keep_prob);
   const int64_t n = rowptr_.numel() - 1, num_edges = col_.numel();
-  check_float(*edge_time_, "edge_time");
-  TORCH_CHECK(edge_time_->scalar_type() == at::kFloat || edge_time_->scalar_type() == at::kDouble,
-              "graphpro.temporal_row_stats: edge_time must be float32 or float64");
-  check_values(*edge_time_, num_edges, edge_time_->scalar_type(), rowptr_, "edge_time", "edge");
   check_cuda(rowptr_, "temporal_row_stats");
   const c10::cuda::CUDAGuard guard(rowptr_.device());
   const at::Tensor rowptr = rowptr_.contiguous(), col = col_.contiguous(),
