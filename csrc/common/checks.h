@@ -181,4 +181,24 @@ inline void check_history_inputs(const at::Tensor& hist_rowptr, const at::Tensor
   }
 }
 
+// mask_history_: a contiguous float score block [B, chunk] on the history's device, plus the
+// history rows of its B users (users[b], or row b without users).
+inline void check_mask_history_inputs(const at::Tensor& scores, const at::Tensor& hist_rowptr,
+                                      const at::Tensor& hist_items,
+                                      const std::optional<at::Tensor>& users) {
+  check_history_inputs(hist_rowptr, hist_items, users.has_value() ? &*users : nullptr,
+                       "mask_history_");
+  TORCH_CHECK(scores.dim() == 2, "graphpro.mask_history_: scores must be 2-D [B, chunk]");
+  check_float(scores, "scores");
+  TORCH_CHECK(scores.is_contiguous(), "graphpro.mask_history_: scores must be contiguous");
+  check_same_device(hist_rowptr, scores, "scores");
+  const int64_t batch = scores.size(0), num_users = hist_rowptr.numel() - 1;
+  if (users.has_value()) {
+    TORCH_CHECK(users->numel() == batch,
+                "graphpro.mask_history_: users must have one entry per score row");
+  } else {
+    TORCH_CHECK(num_users >= batch, "graphpro.mask_history_: fewer history rows than score rows");
+  }
+}
+
 }  // namespace graphpro

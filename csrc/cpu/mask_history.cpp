@@ -9,19 +9,10 @@ namespace graphpro::cpu {
 void mask_history_cpu(at::Tensor& scores, const at::Tensor& hist_rowptr_,
                       const at::Tensor& hist_items_, const std::optional<at::Tensor>& users_,
                       int64_t item_begin) {
-  check_history_inputs(hist_rowptr_, hist_items_, users_.has_value() ? &*users_ : nullptr,
-                       "mask_history_");
-  TORCH_CHECK(scores.dim() == 2, "graphpro.mask_history_: scores must be 2-D [B, chunk]");
-  check_float(scores, "scores");
-  TORCH_CHECK(scores.is_contiguous(), "graphpro.mask_history_: scores must be contiguous");
+  check_mask_history_inputs(scores, hist_rowptr_, hist_items_, users_);
   const at::Tensor rowptr = hist_rowptr_.contiguous(), items = hist_items_.contiguous();
   const int64_t batch = scores.size(0), width = scores.size(1), nnz = items.numel();
   const int64_t num_users = rowptr.numel() - 1;
-  if (users_.has_value()) {
-    TORCH_CHECK(users_->numel() == batch, "graphpro.mask_history_: users must have one entry per score row");
-  } else {
-    TORCH_CHECK(num_users >= batch, "graphpro.mask_history_: fewer history rows than score rows");
-  }
   check_rowptr_ends(rowptr, nnz, "mask_history_");
   const at::Tensor users = users_.has_value() ? users_->contiguous().to(at::kLong)
                                               : at::arange(batch, rowptr.options());
