@@ -31,6 +31,12 @@ TORCH_LIBRARY(graphpro, m) {
   m.def("lightgcn_backward(Tensor rowptr, Tensor col, Tensor? edge_time, Tensor node_norm, Tensor row_lse, "
         "Tensor grad, int num_layers, float time_weight, float keep_prob, int seed) -> Tensor");
 
+  // The subgraph induced on every node within num_hops of the seeds: nodes (sorted global ids),
+  // its CSR over local ids, and each kept edge's position in col (to gather per-edge values).
+  // On a symmetric graph, L-layer propagation over it equals full-graph propagation at the seeds.
+  m.def("khop_subgraph(Tensor rowptr, Tensor col, Tensor seeds, int num_hops) "
+        "-> (Tensor nodes, Tensor sub_rowptr, Tensor sub_col, Tensor edge_pos)");
+
   // k uniform items per user from the complement of the user's sorted history row.
   m.def("sample_negatives(Tensor hist_rowptr, Tensor hist_items, Tensor users, int num_items, int k, "
         "int seed) -> Tensor");

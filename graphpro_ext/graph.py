@@ -93,6 +93,15 @@ class TemporalGraph:
             self.num_users, self.num_items, dict(self.stats),
         )
 
+    def subgraph(self, nodes: torch.Tensor, sub_rowptr: torch.Tensor, sub_col: torch.Tensor,
+                 edge_pos: torch.Tensor) -> "TemporalGraph":
+        """The graph over ``nodes`` (sorted ids) from ``ops.khop_subgraph``'s outputs: edge times
+        gathered at ``edge_pos``, bi-norm factors kept from this graph's degrees (so propagation
+        matches the full graph at the seeds)."""
+        nu = int(torch.searchsorted(nodes, torch.tensor(self.num_users, device=nodes.device)))
+        return TemporalGraph(sub_rowptr, sub_col, self.edge_time[edge_pos], self.node_norm[nodes],
+                             nu, nodes.numel() - nu, {})
+
     def user_history(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The users' rows as a history CSR over item ids: (rowptr [U+1], items [nnz], sorted)."""
         u = self.num_users

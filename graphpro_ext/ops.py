@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from . import _C
+from . import reference as _reference
 
 __all__ = [
     "edge_softmax",
@@ -23,6 +24,7 @@ __all__ = [
     "csr_transpose",
     "temporal_propagate",
     "lightgcn",
+    "khop_subgraph",
     "sample_negatives",
     "topk_masked",
 ]
@@ -309,6 +311,39 @@ torch.library.register_autograd(
 torch.library.register_autograd(
     "graphpro::lightgcn", _lightgcn_backward, setup_context=_temporal_setup
 )
+
+
+# ----------------------------------------------------------------------------------------------
+# khop_subgraph
+# ----------------------------------------------------------------------------------------------
+def khop_subgraph(
+    rowptr: torch.Tensor, col: torch.Tensor, seeds: torch.Tensor, num_hops: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The subgraph induced on every node within ``num_hops`` hops of ``seeds`` (duplicates
+    allowed): ``(nodes, sub_rowptr, sub_col, edge_pos)`` with ``nodes`` int64 sorted by id, a CSR
+    over positions in ``nodes`` (col's dtype, within-row order kept) and ``edge_pos`` int64, the
+    position in ``col`` of each kept edge (gather ``edge_time[edge_pos]``).
+
+    On a structurally symmetric graph, ``lightgcn`` / ``temporal_propagate`` with ``num_layers <=
+    num_hops`` over this subgraph (``node_norm[nodes]``, ``edge_time[edge_pos]``) gives exactly the
+    full-graph outputs at the seeds, and the same gradient for every input row: a mini-batch then
+    costs its neighbourhood, not the graph. Dropout masks are keyed by the subgraph's node ids, so
+    with ``keep_prob < 1`` the dropped edges differ from a full-graph call with the same seed (same
+    distribution). CPU: C++ kernel; CUDA: the torch implementation in ``reference``."""
+    return _ops.khop_subgraph(rowptr, col, seeds, int(num_hops))
+
+
+@torch.library.register_fake("graphpro::khop_subgraph")
+def _(rowptr, col, seeds, num_hops):
+    ctx = torch.library.get_ctx()
+    m, e = ctx.new_dynamic_size(), ctx.new_dynamic_size()
+    return (rowptr.new_empty((m,)), rowptr.new_empty((m + 1,)), col.new_empty((e,)),
+            rowptr.new_empty((e,)))
+
+
+# Data-dependent output sizes and a few thousand seeds: the device-generic torch version is the CUDA
+# kernel (no C++ CUDA kernel of its own).
+torch.library.register_kernel("graphpro::khop_subgraph", "cuda", _reference.khop_subgraph)
 
 
 # ----------------------------------------------------------------------------------------------

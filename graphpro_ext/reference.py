@@ -133,6 +133,55 @@ def lightgcn(
     return out
 
 
+def _row_edges(rowptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(edge positions of ``rows``' CSR rows concatenated, the index into ``rows`` of each)."""
+    starts, counts = rowptr[rows], rowptr[rows + 1] - rowptr[rows]
+    owner = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), counts)
+    first = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(owner.numel(), device=rows.device) - first[owner] + starts[owner]
+    return pos, owner
+
+
+def khop_subgraph(
+    rowptr: torch.Tensor, col: torch.Tensor, seeds: torch.Tensor, num_hops: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The subgraph induced on all nodes within ``num_hops`` of ``seeds``, with torch ops only
+    (device-generic): ``(nodes, sub_rowptr, sub_col, edge_pos)``, nodes sorted by id, columns
+    relabelled to positions in ``nodes``, ``edge_pos`` the position of each kept edge in ``col``."""
+    if num_hops < 0:
+        raise ValueError(f"graphpro.khop_subgraph: num_hops must be >= 0, got {num_hops}")
+    n, dev = rowptr.numel() - 1, rowptr.device
+    if int(rowptr[0]) != 0 or int(rowptr[-1]) != col.numel():
+        raise RuntimeError("graphpro.khop_subgraph: rowptr must start at 0 and end at the number "
+                           "of edges")
+    if n > 0 and bool((rowptr[1:] < rowptr[:-1]).any()):
+        raise RuntimeError("graphpro.khop_subgraph: rowptr is not non-decreasing")
+    if col.numel() and (int(col.min()) < 0 or int(col.max()) >= n):
+        raise RuntimeError("graphpro.khop_subgraph: col holds an index outside [0, num_nodes)")
+    s = seeds.long()
+    if s.numel() and (int(s.min()) < 0 or int(s.max()) >= n):
+        raise RuntimeError("graphpro.khop_subgraph: seeds holds a node index outside "
+                           "[0, num_nodes)")
+    mark = torch.zeros(n, dtype=torch.bool, device=dev)
+    mark[s] = True
+    frontier = torch.unique(s)
+    for _ in range(num_hops):
+        pos, _ = _row_edges(rowptr, frontier)
+        nb = col[pos].long()
+        frontier = torch.unique(nb[~mark[nb]])
+        mark[frontier] = True
+    nodes = torch.nonzero(mark).flatten()
+    local = torch.full((n,), -1, dtype=torch.int64, device=dev)
+    local[nodes] = torch.arange(nodes.numel(), device=dev)
+    pos, owner = _row_edges(rowptr, nodes)
+    c = col[pos].long()
+    keep = mark[c]
+    counts = torch.bincount(owner[keep], minlength=nodes.numel())
+    sub_rowptr = torch.zeros(nodes.numel() + 1, dtype=torch.int64, device=dev)
+    sub_rowptr[1:] = torch.cumsum(counts, 0)
+    return nodes, sub_rowptr, local[c[keep]].to(col.dtype), pos[keep]
+
+
 def sample_negatives(
     hist_rowptr: torch.Tensor,
     hist_items: torch.Tensor,

@@ -167,27 +167,59 @@ def test_derive_seed_stable():
     assert 0 <= derive_seed(123, "x") < 2**63
 
 
-def test_compact_propagation_matches_full_graph(tiny_runner):
-    """Propagating over the active nodes only gives the full-graph loss gradient and output
-    (keep_prob 1: the dropout hash is keyed by node ids, which compaction renumbers)."""
+@pytest.mark.parametrize("subgraph", [True, False])
+def test_batch_propagation_matches_full_graph(tiny_runner, subgraph):
+    """Propagating over the batch's L-hop subgraph (or the active nodes only) gives the loss and
+    gradients of the naive full-graph loss (keep_prob 1: the dropout hash is keyed by node ids,
+    which both renumber). The batch mixes nodes with and without edges in the stage's graph."""
     from graphpro_ext.graphpro import backend
 
     r = tiny_runner
     g = r.graph(r.split(1)[0], 24)
+    deg = g.rowptr[1:] - g.rowptr[:-1]
+    isolated_items = torch.nonzero(deg[r.nu:] == 0).flatten()
+    assert isolated_items.numel() > 0
     torch.manual_seed(0)
     m = EmbeddingModel(torch.randn(r.nu + r.ni, 8, dtype=torch.float64), 2, 0.5, gate=True,
                        generator=torch.Generator().manual_seed(1)).double()
-    users, pos = torch.tensor([0, 3, 5]), torch.tensor([1, r.ni - 1, 2])
-    neg = torch.tensor([4, 0, 7])
-    m.batch_loss(g, users, pos, neg, 1.0, 11, 1e-3).backward()
-    gx = m.x.grad.clone()
-    m.x.grad = None
+    users, pos = torch.tensor([0, 3, 5, 3]), torch.tensor([1, r.ni - 1, 2, 6])
+    neg = torch.tensor([4, 0, int(isolated_items[0]), 7])
+    loss = m.batch_loss(g, users, pos, neg, 1.0, 11, 1e-3, subgraph=subgraph)
+    loss.backward()
+    gx, gw = m.x.grad.clone(), m.gate_w.grad.clone()
+    m.x.grad = m.gate_w.grad = None
     # the same loss written naively over the full graph
     out = backend.lightgcn(g, m.ego(), 2, 0.5, 1.0, 11)
     u, i, j = out[users], out[r.nu + pos], out[r.nu + neg]
     ref = -torch.log(1e-10 + torch.sigmoid((u * i).sum(1) - (u * j).sum(1))).mean()
     ref = ref + 1e-3 * 0.5 * (m.x[users].pow(2).sum() + m.x[r.nu + pos].pow(2).sum()
-                              + m.x[r.nu + neg].pow(2).sum()) / 3
+                              + m.x[r.nu + neg].pow(2).sum()) / 4
     ref.backward()
-    assert torch.allclose(gx, m.x.grad, atol=1e-10)
+    assert torch.allclose(loss, ref, rtol=1e-12)
+    assert torch.allclose(gx, m.x.grad, atol=1e-10) and gx.abs().sum() > 0
+    assert torch.allclose(gw, m.gate_w.grad, atol=1e-10)
     assert torch.allclose(m(g, 1.0, 11), out, atol=1e-10)
+
+
+@pytest.mark.parametrize("subgraph", [True, False])
+def test_batch_gradient_accumulates_like_autograd(tiny_runner, subgraph):
+    """The embedding gradient is added into x.grad in place: a second backward accumulates, and
+    zero_grad(set_to_none=False) followed by backward gives a fresh gradient."""
+    r = tiny_runner
+    g = r.graph(r.split(1)[0], 24)
+    m = EmbeddingModel(torch.randn(r.nu + r.ni, 8, dtype=torch.float64), 2, 0.5).double()
+    users, pos, neg = torch.tensor([0, 3]), torch.tensor([1, 2]), torch.tensor([4, 0])
+
+    def step():
+        m.batch_loss(g, users, pos, neg, 0.7, 5, 1e-3, subgraph=subgraph).backward()
+
+    step()
+    once = m.x.grad.clone()
+    step()
+    assert torch.allclose(m.x.grad, 2 * once)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    opt.zero_grad(set_to_none=False)
+    step()
+    assert torch.allclose(m.x.grad, once)
+
+

@@ -85,6 +85,8 @@ inline void raise_on_error(int code, const char* op) {
       TORCH_CHECK(false, "graphpro.", op, ": a user index is outside the history's rows");
     case kNonFiniteTime:
       TORCH_CHECK(false, "graphpro.", op, ": edge_time holds a NaN or infinite value");
+    case kNodeOutOfRange:
+      TORCH_CHECK(false, "graphpro.", op, ": seeds holds a node index outside [0, num_nodes)");
     default:
       TORCH_CHECK(false, "graphpro.", op, ": kernel reported error ", code);
   }

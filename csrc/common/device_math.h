@@ -114,6 +114,7 @@ enum ErrorCode : int {
   kComplementTooSmall = 6,
   kUserOutOfRange = 7,
   kNonFiniteTime = 8,
+  kNodeOutOfRange = 9,
 };
 
 }  // namespace graphpro

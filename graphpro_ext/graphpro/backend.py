@@ -16,7 +16,7 @@ except Exception:  # noqa: BLE001 - ImportError, OSError or a missing schema all
 
     FUSED = False
 
-__all__ = ["FUSED", "lightgcn", "sample_negatives", "topk_masked", "backend_name"]
+__all__ = ["FUSED", "lightgcn", "khop_subgraph", "sample_negatives", "topk_masked", "backend_name"]
 
 
 def backend_name() -> str:
@@ -29,6 +29,13 @@ def lightgcn(graph, x: torch.Tensor, num_layers: int, time_weight: float, keep_p
     return _ops.lightgcn(graph.rowptr, graph.col, graph.edge_time, graph.node_norm, x,
                          num_layers=num_layers, time_weight=time_weight, keep_prob=keep_prob,
                          seed=seed)
+
+
+def khop_subgraph(graph, seeds: torch.Tensor, num_hops: int):
+    """(subgraph, nodes): the graph induced on the nodes within ``num_hops`` of ``seeds``;
+    propagation with up to ``num_hops`` layers over it is exact at the seeds."""
+    nodes, rp, col, pos = _ops.khop_subgraph(graph.rowptr, graph.col, seeds, num_hops)
+    return graph.subgraph(nodes, rp, col, pos), nodes
 
 
 def sample_negatives(hist_rowptr, hist_items, users, num_items: int, k: int, seed: int):
