@@ -59,6 +59,25 @@ def test_pretrain_then_finetune_and_select_on_test(tmp_path):
         main(["finetune", "--out", str(tmp_path / "empty"), *TINY])
 
 
+def test_reference_ops_flag(tmp_path):
+    """--ops reference trains with the plain-PyTorch formulation (both batch modes) and says so."""
+    from graphpro_ext.graphpro import backend
+
+    try:
+        for mode in ("full", "subgraph"):
+            out = tmp_path / mode
+            assert main(["pretrain", "--out", str(out), "--ops", "reference", "--batch-graph",
+                         mode, *TINY, "--epochs", "1"]) == 0
+            res = json.loads((out / "results.json").read_text())
+            assert res["backend"] == "graphpro_ext.reference (plain PyTorch)"
+            assert res["hyperparameters"]["batch_graph"] == mode
+    finally:
+        backend.use("fused")
+    assert backend.FUSED
+    with pytest.raises(ValueError, match="ops must be"):
+        backend.use("cuda")
+
+
 def test_static_train(tmp_path):
     tr, te = tmp_path / "train.txt", tmp_path / "test.txt"
     tr.write_text("".join(f"{u} {u % 7} {(u * 3) % 11} {(u + 5) % 13}\n" for u in range(40)))

@@ -1,22 +1,40 @@
 """The ops the trainer calls: the fused ``graphpro_ext.ops`` when the compiled extension loads,
 else the plain-PyTorch ``graphpro_ext.reference`` (same math, much slower), so the trainer can be
-developed and tested before the extension is built. ``FUSED`` says which one is in use."""
+developed and tested before the extension is built. ``FUSED`` says which one is in use; ``use()``
+(``graphpro --ops reference``) switches to the reference ops on purpose, to time the reference
+formulation inside the same trainer."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from graphpro_ext import reference as _reference
+
 try:  # the compiled library registers torch.ops.graphpro.*; any failure means "not built"
-    from graphpro_ext import ops as _ops
+    from graphpro_ext import ops as _fused
+except Exception as e:  # noqa: BLE001 - ImportError, OSError or a missing schema all mean the same
+    _fused, _FUSED_ERROR = None, e
 
-    FUSED = True
-except Exception:  # noqa: BLE001 - ImportError, OSError or a missing schema all mean the same
-    from graphpro_ext import reference as _ops
+_ops = _fused or _reference
+FUSED = _fused is not None
 
-    FUSED = False
+__all__ = ["FUSED", "use", "lightgcn", "khop_subgraph", "sample_negatives", "topk_masked",
+           "backend_name"]
 
-__all__ = ["FUSED", "lightgcn", "khop_subgraph", "sample_negatives", "topk_masked", "backend_name"]
+
+def use(kind: str) -> None:
+    """Switch the ops every later call uses: ``"fused"`` or ``"reference"``."""
+    global _ops, FUSED
+    if kind == "reference":
+        _ops, FUSED = _reference, False
+    elif kind == "fused":
+        if _fused is None:
+            raise RuntimeError(f"the compiled graphpro_ext ops did not load ({_FUSED_ERROR}); "
+                               "build them with `pip install --no-build-isolation --no-deps -e .`")
+        _ops, FUSED = _fused, True
+    else:
+        raise ValueError(f"ops must be 'fused' or 'reference', got {kind!r}")
 
 
 def backend_name() -> str:

@@ -103,6 +103,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     r.add_argument("--resume", action="store_true", help="continue from OUT/ckpt")
     r.add_argument("--device", default="cpu", help="cpu | cuda")
     r.add_argument("--threads", type=int, help="torch CPU threads")
+    r.add_argument("--ops", choices=["fused", "reference"],
+                   help="fused graphpro_ext ops (default when built) or the plain-PyTorch "
+                        "reference formulation (to time it in the same trainer)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -335,10 +338,13 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     hp = resolve(args)
     torch.manual_seed(hp["seed"])
-    from .backend import backend_name
+    from . import backend
     from .data import DataError
 
-    log.info(f"graphpro {args.command}: preset {hp['preset']}, ops {backend_name()}, "
+    if args.ops:
+        backend.use(args.ops)
+
+    log.info(f"graphpro {args.command}: preset {hp['preset']}, ops {backend.backend_name()}, "
              f"device {args.device}, {torch.get_num_threads()} threads")
     try:
         if args.command == "train":
