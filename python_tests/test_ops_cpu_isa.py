@@ -53,11 +53,16 @@ def test_lightgcn_and_layer_match_reference(isa, gen, seed, d, keep_prob, time_w
         xd = x.detach().double().requires_grad_()
         expected = fr(xd)
         (expected * coef.double()).sum().backward()
+        # both ops are linear in x, so the same op on |x| (and |coef| for the gradient) bounds
+        # the magnitude of every summed term; 3 fp32 layers through a 4100-edge hub over 64
+        # columns leave ~20 ulps of that bound in the worst element
         bound = fr(xd.detach().abs())
-        assert_close_bound(out.detach(), expected.detach(), bound, seed=seed,
+        xb = xd.detach().clone().requires_grad_()
+        (fr(xb) * coef.double().abs()).sum().backward()
+        assert_close_bound(out.detach(), expected.detach(), bound, seed=seed, rel=1e-5,
                            what=f"{name} fwd ({isa}, d={d})")
-        assert_close(x.grad, xd.grad, rtol=1e-4, atol=1e-4, seed=seed,
-                     what=f"{name} grad ({isa}, d={d})")
+        assert_close_bound(x.grad, xd.grad, xb.grad, seed=seed, rel=1e-5,
+                           what=f"{name} grad ({isa}, d={d})")
 
 
 def test_paths_agree_on_a_bf16_layer(gen, seed):
