@@ -69,7 +69,7 @@ def main(argv=None):
             neg = backend.sample_negatives(rp, cols, users, g.num_items, 1, b)[:, 0]
             t1 = time.perf_counter()
             loss = model.batch_loss(g, users, pos, neg, a.keep_prob, b, 1e-4,
-                                    subgraph=mode == "subgraph")
+                                    mode=mode)
             t2 = time.perf_counter()
             opt.zero_grad(set_to_none=False)
             loss.backward()

@@ -167,8 +167,8 @@ def test_derive_seed_stable():
     assert 0 <= derive_seed(123, "x") < 2**63
 
 
-@pytest.mark.parametrize("subgraph", [True, False])
-def test_batch_propagation_matches_full_graph(tiny_runner, subgraph):
+@pytest.mark.parametrize("mode", ["subgraph", "full", "auto"])
+def test_batch_propagation_matches_full_graph(tiny_runner, mode):
     """Propagating over the batch's L-hop subgraph (or the active nodes only) gives the loss and
     gradients of the naive full-graph loss (keep_prob 1: the dropout hash is keyed by node ids,
     which both renumber). The batch mixes nodes with and without edges in the stage's graph."""
@@ -184,7 +184,7 @@ def test_batch_propagation_matches_full_graph(tiny_runner, subgraph):
                        generator=torch.Generator().manual_seed(1)).double()
     users, pos = torch.tensor([0, 3, 5, 3]), torch.tensor([1, r.ni - 1, 2, 6])
     neg = torch.tensor([4, 0, int(isolated_items[0]), 7])
-    loss = m.batch_loss(g, users, pos, neg, 1.0, 11, 1e-3, subgraph=subgraph)
+    loss = m.batch_loss(g, users, pos, neg, 1.0, 11, 1e-3, mode=mode)
     loss.backward()
     gx, gw = m.x.grad.clone(), m.gate_w.grad.clone()
     m.x.grad = m.gate_w.grad = None
@@ -201,8 +201,8 @@ def test_batch_propagation_matches_full_graph(tiny_runner, subgraph):
     assert torch.allclose(m(g, 1.0, 11), out, atol=1e-10)
 
 
-@pytest.mark.parametrize("subgraph", [True, False])
-def test_batch_gradient_accumulates_like_autograd(tiny_runner, subgraph):
+@pytest.mark.parametrize("mode", ["subgraph", "full"])
+def test_batch_gradient_accumulates_like_autograd(tiny_runner, mode):
     """The embedding gradient is added into x.grad in place: a second backward accumulates, and
     zero_grad(set_to_none=False) followed by backward gives a fresh gradient."""
     r = tiny_runner
@@ -211,7 +211,7 @@ def test_batch_gradient_accumulates_like_autograd(tiny_runner, subgraph):
     users, pos, neg = torch.tensor([0, 3]), torch.tensor([1, 2]), torch.tensor([4, 0])
 
     def step():
-        m.batch_loss(g, users, pos, neg, 0.7, 5, 1e-3, subgraph=subgraph).backward()
+        m.batch_loss(g, users, pos, neg, 0.7, 5, 1e-3, mode=mode).backward()
 
     step()
     once = m.x.grad.clone()
@@ -221,5 +221,7 @@ def test_batch_gradient_accumulates_like_autograd(tiny_runner, subgraph):
     opt.zero_grad(set_to_none=False)
     step()
     assert torch.allclose(m.x.grad, once)
+    with pytest.raises(ValueError, match="batch graph mode must be"):
+        m.batch_loss(g, users, pos, neg, 0.7, 5, 1e-3, mode="khop")
 
 

@@ -30,7 +30,7 @@ REFERENCE = dict(
     time_weight=0.5, tau_pretrain=1.0, tau_finetune=1.0, window=1, sample_decay=0.05,
     epochs=300, patience=10, stage_epochs=300, stage_patience=10, seed=2023,
     interp_order="reference", select_on="val", val_frac=0.1, pretrain_val_users=3000,
-    ckpt_every=5, eval_batch=2048, topk=20, batch_graph="subgraph",
+    ckpt_every=5, eval_batch=2048, topk=20, batch_graph="auto",
 )
 PRESETS = {
     "reference": {},
@@ -93,9 +93,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     h.add_argument("--select-on", choices=["val", "test"],
                    help="epoch selection: held-out slice of the snapshot (val) or the test "
                         "snapshot as the reference code does (test)")
-    h.add_argument("--batch-graph", choices=["subgraph", "full"],
+    h.add_argument("--batch-graph", choices=["auto", "subgraph", "full"],
                    help="what each training batch propagates over: the exact L-hop subgraph "
-                        "around the batch (default, faster) or every node with edges")
+                        "around the batch, every node with edges, or auto (default): the "
+                        "subgraph when it holds under half of the nodes with edges")
     h.add_argument("--drop-seen-test-pairs", action="store_true",
                    help="evaluate without test pairs already in the history")
     r = p.add_argument_group("run")

@@ -121,16 +121,22 @@ class EmbeddingModel(nn.Module):
         return x * torch.sigmoid(x @ self.gate_w + self.gate_b)
 
     def batch_loss(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
-                   weight_decay: float, subgraph: bool = True) -> torch.Tensor:
-        """BPR loss of a batch. ``subgraph``: propagate over the graph induced on the batch's
-        ``num_layers``-hop neighbourhood (``ops.khop_subgraph``): exact at the batch rows, and
-        about a fifth of Amazon's nodes per batch; else over all nodes with edges. The two give
-        the same loss and gradients without dropout; with dropout each draws its own edge mask
-        (the subgraph's is keyed by its local ids), from the same distribution."""
+                   weight_decay: float, mode: str = "auto") -> torch.Tensor:
+        """BPR loss of a batch. ``mode="subgraph"``: propagate over the graph induced on the
+        batch's ``num_layers``-hop neighbourhood (``ops.khop_subgraph``): exact at the batch rows,
+        and ~1/4 of Amazon's nodes per batch. ``"full"``: over every node with edges. ``"auto"``:
+        the subgraph when it holds less than half of those nodes (on small dense graphs it is
+        nearly all of them, and extracting it costs more than it saves). All give the same loss
+        and gradients without dropout; with dropout each draws its own edge mask (the
+        subgraph's is keyed by its local ids), from the same distribution."""
+        if mode not in ("auto", "subgraph", "full"):
+            raise ValueError(f"batch graph mode must be auto, subgraph or full, got {mode!r}")
         nu = graph.num_users
         rows = torch.cat([users, nu + pos, nu + neg])
         b = users.numel()
-        if subgraph:
+        if mode == "auto":
+            mode = self._auto_mode(graph, rows)
+        if mode == "subgraph":
             sub, nodes = backend.khop_subgraph(graph, rows, self.num_layers)
             (x_sub,) = _GatherRows.apply(self.x, nodes)
             h = backend.lightgcn(sub, self.gate(x_sub), self.num_layers, self.time_weight,
@@ -145,6 +151,18 @@ class EmbeddingModel(nn.Module):
             loc = cg.local[rows]
             e = torch.where((loc >= 0).unsqueeze(1), h[loc.clamp(min=0)], self.gate(ego))
         return bpr_loss(e[:b], e[b:2 * b], e[2 * b:], ego, weight_decay)
+
+
+    def _auto_mode(self, graph: TemporalGraph, rows: torch.Tensor) -> str:
+        """"subgraph" or "full" for batches of this size on this graph, decided once from the
+        first batch's subgraph (cached on the graph, like ``compact``)."""
+        decided = graph.__dict__.setdefault("_batch_mode", {})
+        key = (rows.numel(), self.num_layers)
+        if key not in decided:
+            _, nodes = backend.khop_subgraph(graph, rows, self.num_layers)
+            small = 2 * nodes.numel() <= compact(graph).glob.numel()
+            decided[key] = "subgraph" if small else "full"
+        return decided[key]
 
 
 def bpr_loss(u, i, j, ego_rows, weight_decay: float) -> torch.Tensor:

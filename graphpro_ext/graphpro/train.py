@@ -40,7 +40,7 @@ class TrainConfig:
     topk: int = 20
     eval_batch: int = 2048
     ckpt_every: int = 5  # epochs between mid-phase checkpoints (0: never)
-    batch_graph: str = "subgraph"  # per-batch propagation: "subgraph" (exact k-hop) or "full"
+    batch_graph: str = "auto"  # per-batch propagation: "auto", "subgraph" (exact L-hop) or "full"
     seed: int = 2023
 
 
@@ -116,7 +116,7 @@ def fit(model: EmbeddingModel, graph, neg_hist: tuple[torch.Tensor, torch.Tensor
             s = derive_seed(cfg.seed, tag, epoch, b)
             neg = backend.sample_negatives(neg_rp, neg_items, users, ni, 1, s)[:, 0]
             loss = model.batch_loss(graph, users, pos, neg, cfg.keep_prob, s, cfg.weight_decay,
-                                    subgraph=cfg.batch_graph == "subgraph")
+                                    mode=cfg.batch_graph)
             opt.zero_grad(set_to_none=False)  # in place: see model._GatherRows
             loss.backward()
             opt.step()
