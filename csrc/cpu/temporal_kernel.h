@@ -26,12 +26,12 @@ template <typename acc_t>
 struct MemRow {
   acc_t* __restrict__ a;
   int64_t d;
-  __attribute__((always_inline)) void zero() { for (int64_t k = 0; k < d; ++k) a[k] = acc_t(0); }
+  GP_INLINE void zero() { for (int64_t k = 0; k < d; ++k) a[k] = acc_t(0); }
   template <typename scalar_t>
-  __attribute__((always_inline)) void add(const scalar_t* __restrict__ x, acc_t w) {
+  GP_INLINE void add(const scalar_t* __restrict__ x, acc_t w) {
     axpy(a, x, w, d);
   }
-  __attribute__((always_inline)) void store() {}
+  GP_INLINE void store() {}
 };
 
 #if GP_HAVE_AVX2_PATH
@@ -44,8 +44,8 @@ typedef float gp_v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
 struct Reg64f {
   float* __restrict__ out;
   gp_v8f a0, a1, a2, a3, a4, a5, a6, a7;
-  __attribute__((always_inline)) void zero() { a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = gp_v8f{}; }
-  __attribute__((always_inline)) void add(const float* __restrict__ x, float w) {
+  GP_INLINE void zero() { a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = gp_v8f{}; }
+  GP_INLINE void add(const float* __restrict__ x, float w) {
     const gp_v8f_u* v = reinterpret_cast<const gp_v8f_u*>(x);
     a0 += w * v[0];
     a1 += w * v[1];
@@ -56,7 +56,7 @@ struct Reg64f {
     a6 += w * v[6];
     a7 += w * v[7];
   }
-  __attribute__((always_inline)) void store() {
+  GP_INLINE void store() {
     gp_v8f_u* o = reinterpret_cast<gp_v8f_u*>(out);
     o[0] = a0; o[1] = a1; o[2] = a2; o[3] = a3; o[4] = a4; o[5] = a5; o[6] = a6; o[7] = a7;
   }
@@ -68,7 +68,7 @@ struct Reg64f {
 // with s = r (forward: softmax over row r) or s = c (transpose: the gradient of row c's softmax
 // flows back to r; valid because the graph and its times are symmetric and the dropout hash is).
 template <bool kTime, bool kDrop, typename Acc, typename acc_t, typename index_t, typename scalar_t>
-__attribute__((always_inline)) inline void temporal_row_impl(
+GP_INLINE void temporal_row_impl(
     const TemporalGraphView<acc_t, index_t>& g, bool transpose, int64_t r,
     const scalar_t* __restrict__ x, int64_t d, Acc& acc, std::atomic<int>& err) {
   acc.zero();
