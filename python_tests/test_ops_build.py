@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -123,3 +124,19 @@ def test_check_backend_silent_when_built_with_cuda(monkeypatch):
 def test_cuda_build_runs_on_gpu():
     out = ops.edge_softmax(torch.tensor([0, 2], device="cuda"), torch.zeros(2, device="cuda"))
     assert out.device.type == "cuda" and torch.allclose(out.cpu(), torch.full((2,), 0.5))
+
+
+@pytest.mark.parametrize("preset,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_wait_policy_default(preset, expected):
+    """Importing graphpro_ext before torch makes OpenMP threads wait passively unless the user
+    chose a policy (spinning threads collapse on a shared 2-core machine)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    out = subprocess.run([sys.executable, "-c", "import graphpro_ext, os; "
+                          "print(os.environ['OMP_WAIT_POLICY'])"], env=env, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    assert out == expected
