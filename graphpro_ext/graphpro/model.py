@@ -152,7 +152,6 @@ class EmbeddingModel(nn.Module):
             e = torch.where((loc >= 0).unsqueeze(1), h[loc.clamp(min=0)], self.gate(ego))
         return bpr_loss(e[:b], e[b:2 * b], e[2 * b:], ego, weight_decay)
 
-
     def _auto_mode(self, graph: TemporalGraph, rows: torch.Tensor) -> str:
         """"subgraph" or "full" for batches of this size on this graph, decided once from the
         first batch's subgraph (cached on the graph, like ``compact``)."""
