@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_close, assert_close_bound
+from conftest import assert_close, assert_close_bound, sum_terms
 from op_graphs import random_temporal_graph
 
 import graphpro_ext._C as _C
@@ -54,14 +54,14 @@ def test_lightgcn_and_layer_match_reference(isa, gen, seed, d, keep_prob, time_w
         expected = fr(xd)
         (expected * coef.double()).sum().backward()
         # both ops are linear in x, so the same op on |x| (and |coef| for the gradient) bounds
-        # the magnitude of every summed term; 3 fp32 layers through a 4100-edge hub over 64
-        # columns leave ~20 ulps of that bound in the worst element
+        # the magnitude of every summed term; the allowance grows with the hub row (sum_terms)
         bound = fr(xd.detach().abs())
         xb = xd.detach().clone().requires_grad_()
         (fr(xb) * coef.double().abs()).sum().backward()
-        assert_close_bound(out.detach(), expected.detach(), bound, seed=seed, rel=1e-5,
+        terms = sum_terms(g.rowptr, 3)
+        assert_close_bound(out.detach(), expected.detach(), bound, seed=seed, terms=terms,
                            what=f"{name} fwd ({isa}, d={d})")
-        assert_close_bound(x.grad, xd.grad, xb.grad, seed=seed, rel=1e-5,
+        assert_close_bound(x.grad, xd.grad, xb.grad, seed=seed, terms=terms,
                            what=f"{name} grad ({isa}, d={d})")
 
 
