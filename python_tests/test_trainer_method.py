@@ -201,6 +201,33 @@ def test_batch_propagation_matches_full_graph(tiny_runner, mode):
     assert torch.allclose(m(g, 1.0, 11), out, atol=1e-10)
 
 
+def test_auto_mode_decides_once_and_reuses_the_first_subgraph(monkeypatch):
+    """On a graph of many small components a batch's neighbourhood is tiny, so ``auto`` picks
+    the subgraph; the deciding batch reuses the subgraph it extracted (one extraction, not two)
+    and every call gives the explicit subgraph mode's loss."""
+    from graphpro_ext.graph import TemporalGraph
+    from graphpro_ext.graphpro import backend
+
+    n = 40  # users 2k and 2k+1 share item 2k and nothing else: 20 three-node components
+    users = torch.arange(n)
+    items = torch.where(users % 2 == 0, users, users - 1)
+    g = TemporalGraph.from_interactions(users, items, torch.arange(n, dtype=torch.float64) * 3600,
+                                        n, n)
+    m = EmbeddingModel(torch.randn(2 * n, 8, dtype=torch.float64), 2, 0.5).double()
+    calls = []
+    real = backend.khop_subgraph
+    monkeypatch.setattr(backend, "khop_subgraph", lambda *a: calls.append(1) or real(*a))
+    u, i, j = torch.tensor([0, 5]), torch.tensor([0, 4]), torch.tensor([10, 12])
+    first = m.batch_loss(g, u, i, j, 1.0, 3, 1e-3, mode="auto")
+    assert g.__dict__["_batch_mode"] == {(6, 2): "subgraph"} and len(calls) == 1
+    second = m.batch_loss(g, u, i, j, 1.0, 3, 1e-3, mode="auto")
+    assert len(calls) == 2  # decided: one extraction per batch from now on
+    explicit = m.batch_loss(g, u, i, j, 1.0, 3, 1e-3, mode="subgraph")
+    full = m.batch_loss(g, u, i, j, 1.0, 3, 1e-3, mode="full")
+    assert first.item() == second.item() == explicit.item()
+    assert torch.allclose(first, full, rtol=1e-12)
+
+
 @pytest.mark.parametrize("mode", ["subgraph", "full"])
 def test_batch_gradient_accumulates_like_autograd(tiny_runner, mode):
     """The embedding gradient is added into x.grad in place: a second backward accumulates, and

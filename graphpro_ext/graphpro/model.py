@@ -134,10 +134,11 @@ class EmbeddingModel(nn.Module):
         nu = graph.num_users
         rows = torch.cat([users, nu + pos, nu + neg])
         b = users.numel()
+        extracted = None
         if mode == "auto":
-            mode = self._auto_mode(graph, rows)
+            mode, extracted = self._auto_mode(graph, rows)
         if mode == "subgraph":
-            sub, nodes = backend.khop_subgraph(graph, rows, self.num_layers)
+            sub, nodes = extracted or backend.khop_subgraph(graph, rows, self.num_layers)
             (x_sub,) = _GatherRows.apply(self.x, nodes)
             h = backend.lightgcn(sub, self.gate(x_sub), self.num_layers, self.time_weight,
                                  keep_prob, seed)
@@ -152,16 +153,18 @@ class EmbeddingModel(nn.Module):
             e = torch.where((loc >= 0).unsqueeze(1), h[loc.clamp(min=0)], self.gate(ego))
         return bpr_loss(e[:b], e[b:2 * b], e[2 * b:], ego, weight_decay)
 
-    def _auto_mode(self, graph: TemporalGraph, rows: torch.Tensor) -> str:
-        """"subgraph" or "full" for batches of this size on this graph, decided once from the
-        first batch's subgraph (cached on the graph, like ``compact``)."""
+    def _auto_mode(self, graph: TemporalGraph, rows: torch.Tensor):
+        """("subgraph" or "full", extracted subgraph or None) for batches of this size on this
+        graph, decided once from the first batch's subgraph (cached on the graph, like
+        ``compact``); that first subgraph is handed back so it is not extracted twice."""
         decided = graph.__dict__.setdefault("_batch_mode", {})
         key = (rows.numel(), self.num_layers)
-        if key not in decided:
-            _, nodes = backend.khop_subgraph(graph, rows, self.num_layers)
-            small = 2 * nodes.numel() <= compact(graph).glob.numel()
-            decided[key] = "subgraph" if small else "full"
-        return decided[key]
+        if key in decided:
+            return decided[key], None
+        extracted = backend.khop_subgraph(graph, rows, self.num_layers)
+        small = 2 * extracted[1].numel() <= compact(graph).glob.numel()
+        decided[key] = "subgraph" if small else "full"
+        return decided[key], extracted
 
 
 def bpr_loss(u, i, j, ego_rows, weight_decay: float) -> torch.Tensor:
