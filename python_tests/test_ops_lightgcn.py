@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_close, assert_close_bound, assert_lowp_close, cuda_usable, sum_terms
+from conftest import (assert_close, assert_close_bound, assert_lowp_close, bound_rel, cuda_usable,
+                      sum_terms)
 from op_graphs import random_temporal_graph, tiny_temporal_graph
 
 import graphpro_ext.ops as ops
@@ -226,5 +227,13 @@ def test_cpu_cuda_parity(gen, seed, dtype, time_weight, keep_prob):
                            keep_prob, 6)
         out.backward(go.to(dev))
         res.append((out.detach().cpu(), xd.grad.cpu()))
-    assert_close(res[1][0], res[0][0], seed=seed, what="cuda forward", **TOL[dtype])
-    assert_close(res[1][1], res[0][1], seed=seed, what="cuda backward", **TOL[dtype])
+    # the backends sum in different orders (CPU: Horner form; CUDA: running sum of the layers),
+    # so each is held to the sum-length allowance against the other, twice the single allowance
+    rel = 2 * bound_rel(dtype, sum_terms(g.rowptr, 3))
+    xb = x.double().abs().requires_grad_()  # the op is linear: |x| and |go| bound every term
+    bound_fwd = _ref(g, xb, 3, time_weight, keep_prob, 6)
+    bound_fwd.backward(go.double().abs())
+    assert_close_bound(res[1][0], res[0][0].double(), bound_fwd.detach(), seed=seed, rel=rel,
+                       what="cuda forward")
+    assert_close_bound(res[1][1], res[0][1].double(), xb.grad, seed=seed, rel=rel,
+                       what="cuda backward")
