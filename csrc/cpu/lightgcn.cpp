@@ -16,18 +16,16 @@
 namespace graphpro::cpu {
 namespace {
 
-// Per-thread scratch buffers reused across calls of the same shape: on the CPU a fresh N x d
+// Per-thread scratch buffer reused across calls of the same shape: on the CPU a fresh N x d
 // allocation costs page faults comparable to a whole propagation layer. Reused only while no
 // one else holds a reference (use_count() == 1), so a returned tensor is never overwritten.
-at::Tensor scratch(size_t slot, const at::Tensor& like) {
-  thread_local std::vector<at::Tensor> cache;
-  if (cache.size() <= slot) cache.resize(slot + 1);
-  at::Tensor& t = cache[slot];
-  if (!t.defined() || t.use_count() != 1 || t.sizes() != like.sizes() ||
-      t.scalar_type() != like.scalar_type()) {
-    t = at::empty_like(like);
+at::Tensor scratch_like(const at::Tensor& like) {
+  thread_local at::Tensor cached;
+  if (!cached.defined() || cached.use_count() != 1 || cached.sizes() != like.sizes() ||
+      cached.scalar_type() != like.scalar_type()) {
+    cached = at::empty_like(like);
   }
-  return t;
+  return cached;
 }
 
 // out = sum_{l=0..L} M^l x with M = A (transpose=false) or A^T, all in the accumulation dtype.
@@ -43,7 +41,7 @@ at::Tensor propagate_sum(const at::Tensor& rowptr, const at::Tensor& col,
   if (num_layers == 0 || n == 0) return xa.clone().to(x.scalar_type());
   at::Tensor out = at::empty_like(xa);
   // z_l lands in out when L - l is even, so z_L does; z_{l-1} is always in the other buffer.
-  at::Tensor other = num_layers >= 2 ? scratch(0, xa) : out;
+  at::Tensor other = num_layers >= 2 ? scratch_like(xa) : out;
   std::atomic<int> err{kOk};
   AT_DISPATCH_FLOATING_TYPES(acc_dtype, "lightgcn", [&] {
     using acc_t = scalar_t;
