@@ -134,7 +134,7 @@ def test_table_errors(tmp_path):
         load_table(str(p), "1d", "1d")
     _write_csv(p, [(1, 1, 0), (2, 2, "x"), (1, 3, 1.5 * 86400), (2, 1, 2.5 * 86400)])
     d, _ = load_table(str(p), "1d", "1d", skip_bad_rows=True)
-    assert d.stats["rows_skipped"] == 1
+    assert d.stats["files"][0]["rows_skipped"] == 1
 
 
 def test_static_round_trip_and_errors(tmp_path):
@@ -171,7 +171,7 @@ def test_parquet_table(tmp_path):
     pq.write_table(t, tmp_path / "t.parquet")
     d, mapping = load_table(str(tmp_path / "t.parquet"), "1d", "2d")
     assert mapping["users"] == ["a", "b", "c"] and len(d.pretrain) == 1
-    assert [len(s) for s in d.snapshots] == [2, 1]
+    assert [len(s) for s in d.snapshots] == [1, 2]  # windows [1d, 3d) and [3d, 5d)
 
 
 AMAZON = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "amazon")

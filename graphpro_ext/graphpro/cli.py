@@ -1,24 +1,31 @@
-"""The ``graphpro`` command line: ``run``, ``pretrain``, ``finetune``, ``train`` and ``synth``.
+"""The ``graphpro`` command line: ``run``, ``pretrain``, ``finetune``, ``train``, ``report`` and
+``synth``.
 
 Hyper-parameter defaults are the reference implementation's; ``--preset`` swaps in a dataset's
 settings (``amazon``: the README's Amazon settings plus epoch caps that fit the time budget;
 ``synthetic``: small caps for the built-in dataset, implied when no data is given). Flags given
 explicitly always win over a preset.
+
+Errors policy: every flag is range-checked when parsed; bad data, flags, output folders and
+checkpoints end in one line on stderr and exit code 2 (the traceback goes to ``OUT/log.txt``,
+or to the terminal with ``--debug``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import math
 import os
-import shutil
 import sys
 import time
+import traceback
 
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from .errors import ConfigError, GraphproError, RunDirError, shorten
 
 __all__ = ["main", "build_parser", "resolve"]
 
@@ -35,83 +42,191 @@ REFERENCE = dict(
 PRESETS = {
     "reference": {},
     # data/amazon/README.md settings; epoch caps keep pre-training + 8 GraphPro stages within
-    # the 15-minute budget on a 2-core CPU (the reference trains up to 300 epochs).
+    # the time budget docs/TRAINER.md states (the reference trains up to 300 epochs).
     "amazon": dict(edge_dropout=0.2, tau_pretrain=24.0, tau_finetune=24.0, window=4,
                    sample_decay=-0.1, epochs=40, stage_epochs=20, patience=5, stage_patience=5),
-    # the built-in synthetic dataset: a whole default run (7 methods) in about 2 minutes
+    # the built-in synthetic dataset: small caps so the whole default run (7 methods) is short
     "synthetic": dict(edge_dropout=0.2, tau_pretrain=24.0, tau_finetune=24.0, window=2,
                       sample_decay=-0.1, batch_size=1024, epochs=20, stage_epochs=8,
                       patience=4, stage_patience=3),
 }
+MAX_LAYERS = 64
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int(lo: int, hi: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < lo or (hi is not None and v > hi):
+            rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+            raise argparse.ArgumentTypeError(f"must be an integer {rng}, got {v}")
+        return v
+    return parse
+
+
+def _float(lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+           hi_open: bool = False):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        bad = not math.isfinite(v)
+        if lo is not None:
+            bad |= v <= lo if lo_open else v < lo
+        if hi is not None:
+            bad |= v >= hi if hi_open else v > hi
+        if bad:
+            left = "" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
+            right = "" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
+            rng = (f"in {left}, {right}" if lo is not None and hi is not None else
+                   f"{'>' if lo_open else '>='} {lo:g}" if lo is not None else
+                   f"{'<' if hi_open else '<='} {hi:g}" if hi is not None else "finite")
+            raise argparse.ArgumentTypeError(f"must be a finite number {rng}, got {text}")
+        return v
+    return parse
+
+
+def _duration(text: str) -> str:
+    from .data import parse_duration
+
+    try:
+        parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _size(text: str) -> int:
+    from .resources import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _device(text: str) -> str:
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose cpu, cuda or cuda:N")
+    return text
+
+
+def _columns(text: str) -> tuple[str, str, str]:
+    cols = tuple(c.strip() for c in text.split(","))
+    if len(cols) != 3 or not all(cols):
+        raise argparse.ArgumentTypeError(f"needs three names user,item,time, got {text!r}")
+    return cols
+
+
+POS = _int(1)
+# name, type, help; shared by every training command
+_HYPER = [
+    ("dim", POS, "embedding size"),
+    ("layers", _int(0, MAX_LAYERS), "propagation layers"),
+    ("lr", _float(0, lo_open=True), "Adam learning rate"),
+    ("batch-size", POS, "BPR batch size"),
+    ("weight-decay", _float(0), "L2 on ego embeddings of the batch"),
+    ("edge-dropout", _float(0, 1, hi_open=True),
+     "edge dropout while training (keep_prob = 1 - this), in [0, 1)"),
+    ("epochs", POS, "max (pre-)training epochs"), ("patience", POS, "early-stopping patience"),
+    ("seed", _int(0, 2**63 - 1), "seed of every random choice"),
+    ("val-frac", _float(0, 1, True, True), "--select-on val: share of the data held out"),
+    ("ckpt-every", _int(0), "epochs between mid-phase checkpoints (0: only at phase ends)"),
+    ("eval-batch", POS, "users per evaluation batch"), ("topk", POS, "K of Recall/NDCG@K"),
+]
+# only the dynamic protocol (run, pretrain, finetune) has these
+_DYNAMIC = [
+    ("time-weight", _float(0, 1), "weight of the temporal prompt in each layer (0: LightGCN)"),
+    ("tau-pretrain", _float(0, lo_open=True), "hours per time step, pre-training and prompts"),
+    ("tau-finetune", _float(0, lo_open=True), "hours per time step, fine-tuning snapshots"),
+    ("window", POS, "omega: fine-tuned stages mixed by the interpolative update"),
+    ("sample-decay", _float(-1, 1), "phi: prompt-graph sampling decay (<0: newest kept whole)"),
+    ("stage-epochs", POS, "max epochs per stage"),
+    ("stage-patience", POS, "early-stopping patience per stage"),
+    ("pretrain-val-users", POS, "users of snapshot 1 used to early-stop pre-training"),
+]
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data (default: the built-in synthetic dataset)")
     g.add_argument("--data", help="GraphPro snapshot folder (pretrain file, fine_tune.txt, "
                                   "test_1..N.txt)")
     g.add_argument("--pretrain-file", help="pre-training file name inside --data "
                                            "(default: pretrain.txt, else pretrain_val.txt)")
     g.add_argument("--table", help="interactions table (.csv with header or .parquet)")
-    g.add_argument("--columns", default="user,item,timestamp",
+    g.add_argument("--columns", type=_columns, default=("user", "item", "timestamp"),
                    help="user,item,time column names of --table")
-    g.add_argument("--pretrain-span", default="30d", help="--table: pre-training span, e.g. 30d")
-    g.add_argument("--snapshot", default="7d", help="--table: snapshot length, e.g. 7d")
-    g.add_argument("--skip-bad-rows", action="store_true",
+    g.add_argument("--pretrain-span", type=_duration, default="30d",
+                   help="--table: pre-training span, e.g. 30d")
+    g.add_argument("--snapshot", type=_duration, default="7d",
+                   help="--table: snapshot length, e.g. 7d")
+    _add_synthetic(g)
+
+
+def _add_synthetic(g) -> None:
+    g.add_argument("--synthetic-users", type=POS, default=3000)
+    g.add_argument("--synthetic-items", type=POS, default=2000)
+    g.add_argument("--synthetic-snapshots", type=_int(2), default=5,
+                   help="snapshots incl. the fine-tuning one (stages = this - 1), >= 2")
+    g.add_argument("--synthetic-seed", type=_int(0, 2**32 - 1), default=0)
+
+
+def _add_training(p: argparse.ArgumentParser, dynamic: bool) -> None:
+    p.add_argument("--skip-bad-rows", action="store_true",
                    help="skip (and count) malformed rows instead of failing")
-    g.add_argument("--synthetic-users", type=int, default=3000)
-    g.add_argument("--synthetic-items", type=int, default=2000)
-    g.add_argument("--synthetic-snapshots", type=int, default=5,
-                   help="snapshots incl. the fine-tuning one (stages = this - 1)")
-    g.add_argument("--synthetic-seed", type=int, default=0)
     h = p.add_argument_group("hyper-parameters (default: reference values; see --preset)")
     h.add_argument("--preset", choices=sorted(PRESETS),
                    help="amazon | synthetic (implied without data) | reference")
-    for name, typ, helptext in [
-        ("dim", int, "embedding size"), ("layers", int, "propagation layers"),
-        ("lr", float, "Adam learning rate"), ("batch-size", int, "BPR batch size"),
-        ("weight-decay", float, "L2 on ego embeddings of the batch"),
-        ("edge-dropout", float, "edge dropout while training (keep_prob = 1 - this)"),
-        ("time-weight", float, "weight of the temporal prompt in each layer (0: LightGCN)"),
-        ("tau-pretrain", float, "hours per time step, pre-training and prompt graphs"),
-        ("tau-finetune", float, "hours per time step, fine-tuning snapshots"),
-        ("window", int, "omega: fine-tuned stages mixed by the interpolative update"),
-        ("sample-decay", float, "phi: prompt-graph sampling decay (<0: newest kept whole)"),
-        ("epochs", int, "max pre-training epochs"), ("patience", int, "pre-training patience"),
-        ("stage-epochs", int, "max epochs per stage"),
-        ("stage-patience", int, "early-stopping patience per stage"),
-        ("seed", int, "seed of every random choice"),
-        ("val-frac", float, "--select-on val: share of each snapshot held out"),
-        ("pretrain-val-users", int, "users of snapshot 1 used to early-stop pre-training"),
-        ("ckpt-every", int, "epochs between mid-phase checkpoints (0: only at phase ends)"),
-        ("eval-batch", int, "users per evaluation batch"), ("topk", int, "K of Recall/NDCG@K"),
-    ]:
+    for name, typ, helptext in _HYPER + (_DYNAMIC if dynamic else []):
         h.add_argument(f"--{name}", type=typ, help=helptext)
-    h.add_argument("--tau", type=float, help="set --tau-pretrain and --tau-finetune together")
-    h.add_argument("--interp-order", choices=["reference", "paper"],
-                   help="interpolation weights: newest stage heaviest (reference code) or "
-                        "oldest heaviest (paper text)")
+    if dynamic:
+        h.add_argument("--tau", type=_float(0, lo_open=True),
+                       help="set --tau-pretrain and --tau-finetune together")
+        h.add_argument("--interp-order", choices=["reference", "paper"],
+                       help="interpolation weights: newest stage heaviest (reference code) or "
+                            "oldest heaviest (paper text)")
+        h.add_argument("--drop-seen-test-pairs", action="store_true",
+                       help="evaluate without test pairs already in the history")
     h.add_argument("--select-on", choices=["val", "test"],
-                   help="epoch selection: held-out slice of the snapshot (val) or the test "
-                        "snapshot as the reference code does (test)")
+                   help="epoch selection: held-out slice of the training data (val) or the "
+                        "test data as the reference code does (test)")
     h.add_argument("--batch-graph", choices=["auto", "subgraph", "full"],
                    help="what each training batch propagates over: the exact L-hop subgraph "
                         "around the batch, every node with edges, or auto (default): the "
                         "subgraph when it holds under half of the nodes with edges")
-    h.add_argument("--drop-seen-test-pairs", action="store_true",
-                   help="evaluate without test pairs already in the history")
     r = p.add_argument_group("run")
     r.add_argument("--out", default="runs/graphpro", help="output folder")
-    r.add_argument("--resume", action="store_true", help="continue from OUT/ckpt")
-    r.add_argument("--device", default="cpu", help="cpu | cuda")
-    r.add_argument("--threads", type=int, help="torch CPU threads")
+    if dynamic:
+        r.add_argument("--resume", action="store_true", help="continue from OUT/ckpt")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace a previous run's outputs in OUT (deleted only once the new "
+                        "input has been validated)")
+    r.add_argument("--max-memory", type=_size,
+                   help="refuse runs estimated to need more memory than this, e.g. 8G "
+                        "(default: the memory available now)")
+    r.add_argument("--device", type=_device, default="cpu", help="cpu | cuda | cuda:N")
+    r.add_argument("--threads", type=POS, help="torch CPU threads")
     r.add_argument("--ops", choices=["fused", "reference"],
                    help="fused graphpro_ext ops (default when built) or the plain-PyTorch "
                         "reference formulation (to time it in the same trainer)")
+    r.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="graphpro", description="GraphPro: temporal-prompt "
-                                "pre-training and prompt fine-tuning for dynamic recommendation")
+    p = _Parser(prog="graphpro", description="GraphPro: temporal-prompt pre-training and "
+                "prompt fine-tuning for dynamic recommendation")
     sub = p.add_subparsers(dest="command", required=True)
     from .stages import METHODS
 
@@ -121,46 +236,50 @@ def build_parser() -> argparse.ArgumentParser:
         ("finetune", "fine-tune every stage from OUT/ckpt's pre-trained model", "graphpro"),
     ]:
         sp = sub.add_parser(name, help=helptext)
-        _add_common(sp)
+        _add_data(sp)
+        _add_training(sp, dynamic=True)
         sp.add_argument("--methods", default=default_methods,
                         help=f"comma-separated, from {','.join(METHODS)}")
     sp = sub.add_parser("train", help="static LightGCN training on train.txt / test.txt")
-    _add_common(sp)
     sp.add_argument("--train", required=True, help="LightGCN-format train file")
     sp.add_argument("--test", required=True, help="LightGCN-format test file")
+    _add_training(sp, dynamic=False)
     sp = sub.add_parser("report", help="rebuild results.json/md/png of OUT from its "
                                        "checkpoints (for a run still going or interrupted)")
     sp.add_argument("--out", required=True)
-    sp.add_argument("--topk", type=int, default=20)
+    sp.add_argument("--topk", type=POS, default=20)
+    sp.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sp = sub.add_parser("synth", help="write the synthetic dataset as a snapshot folder")
     sp.add_argument("dir")
-    sp.add_argument("--synthetic-users", type=int, default=3000)
-    sp.add_argument("--synthetic-items", type=int, default=2000)
-    sp.add_argument("--synthetic-snapshots", type=int, default=5)
-    sp.add_argument("--synthetic-seed", type=int, default=0)
+    _add_synthetic(sp)
+    sp.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return p
 
 
 def resolve(args: argparse.Namespace) -> dict:
     """Reference defaults < preset < explicit flags."""
-    preset = args.preset or ("synthetic" if not (args.data or args.table or
+    preset = args.preset or ("synthetic" if not (getattr(args, "data", None) or
+                                                  getattr(args, "table", None) or
                                                   getattr(args, "train", None)) else "reference")
     hp = dict(REFERENCE)
     hp.update(PRESETS[preset])
-    if args.tau is not None:
+    if getattr(args, "tau", None) is not None:
         hp["tau_pretrain"] = hp["tau_finetune"] = args.tau
     for k in REFERENCE:
         v = getattr(args, k, None)
         if v is not None:
             hp[k] = v
     if not 0.0 <= hp["edge_dropout"] < 1.0:
-        raise SystemExit("--edge-dropout must be in [0, 1)")
+        raise ConfigError("--edge-dropout must be in [0, 1)")
     hp["preset"] = preset
     return hp
 
 
+_LOG_FILE: str | None = None
+
+
 def _setup_logging(out: str) -> None:
-    os.makedirs(out, exist_ok=True)
+    global _LOG_FILE
     log.setLevel(logging.INFO)
     log.handlers.clear()
     log.propagate = False
@@ -170,9 +289,51 @@ def _setup_logging(out: str) -> None:
             tqdm.write(self.format(record), file=sys.stderr)
 
     fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
-    for h in (_TqdmHandler(), logging.FileHandler(os.path.join(out, "log.txt"))):
+    _LOG_FILE = os.path.join(out, "log.txt")
+    for h in (_TqdmHandler(), logging.FileHandler(_LOG_FILE)):
         h.setFormatter(fmt)
         log.addHandler(h)
+
+
+def _close_logging() -> None:
+    global _LOG_FILE
+    for h in list(log.handlers):
+        h.close()
+        log.removeHandler(h)
+    _LOG_FILE = None
+
+
+def _check_device(device: str) -> None:
+    if not device.startswith("cuda"):
+        return
+    import graphpro_ext
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA "
+                          "device (a CPU-only build, or no GPU here); use --device cpu")
+    info = graphpro_ext.build_info()
+    if not info.get("with_cuda"):
+        raise ConfigError(f"--device {device}: this graphpro_ext build has no CUDA kernels; "
+                          "rebuild it with `GRAPHPRO_CUDA=ON pip install --no-build-isolation "
+                          "--no-deps -e .` (see docs/CUDA.md)")
+
+
+def _log_file_stats(files: list[dict], name: str) -> None:
+    from .data import _iso
+
+    for st in files:
+        f = st.get("file", name)
+        if st.get("time_range") and st["time_range"][1] > 0:
+            lo, hi = st["time_range"]
+            log.info(f"{f}: {st['interactions']} interactions, times {_iso(lo)} .. {_iso(hi)}")
+        for w in st.get("warnings", []):
+            log.warning(w)
+        if st.get("rows_skipped"):
+            log.warning(f"{f}: skipped {st['rows_skipped']} bad rows, e.g. "
+                        f"{st['skipped_examples'][0]}")
+        if st.get("duplicates_merged"):
+            log.info(f"{f}: {st['duplicates_merged']} repeated (user, item) pairs will be "
+                     "merged (latest time kept)")
 
 
 def _load_data(args):
@@ -180,30 +341,33 @@ def _load_data(args):
 
     if args.data and args.table:
         raise D.DataError("give --data or --table, not both")
+    mapping = None
     if args.data:
         d = D.load_snapshot_folder(args.data, args.pretrain_file, args.skip_bad_rows)
     elif args.table:
-        cols = tuple(c.strip() for c in args.columns.split(","))
-        if len(cols) != 3:
-            raise D.DataError("--columns needs three names: user,item,time")
-        d, mapping = D.load_table(args.table, args.pretrain_span, args.snapshot, cols,
+        d, mapping = D.load_table(args.table, args.pretrain_span, args.snapshot, args.columns,
                                   args.skip_bad_rows)
-        D.save_id_map(mapping, os.path.join(args.out, "id_map.json"))
-        log.info(f"id mapping saved to {os.path.join(args.out, 'id_map.json')}")
     else:
         d = D.synthetic(args.synthetic_users, args.synthetic_items,
                         num_snapshots=args.synthetic_snapshots, seed=args.synthetic_seed)
-    for st in d.stats.get("files", [d.stats]):
-        if st.get("rows_skipped"):
-            log.warning(f"{st.get('file', d.name)}: skipped {st['rows_skipped']} bad rows, e.g. "
-                        f"{st['skipped_examples'][0]}")
-        if st.get("duplicates_merged"):
-            log.info(f"{st.get('file', d.name)}: {st['duplicates_merged']} repeated "
-                     "(user, item) pairs will be merged (latest time kept)")
+    _log_file_stats(d.stats.get("files", []), d.name)
     log.info(f"dataset {d.name}: {d.num_users} users, {d.num_items} items, "
              f"{len(d.pretrain)} pre-training interactions, {len(d.snapshots)} snapshots "
              f"({d.num_stages} stages): {[len(s) for s in d.snapshots]}")
-    return d
+    return d, mapping
+
+
+def _check_memory(args, hp, num_users, num_items, parts, files, window=0) -> None:
+    from .resources import check_memory, fmt_bytes
+
+    users = np.concatenate([p.users for p in parts])
+    items = np.concatenate([p.items for p in parts])
+    hint = ("remap the ids to a dense range: give the interactions as a table (--table "
+            "user,item,timestamp CSV or Parquet), whose ids are mapped" if not
+            getattr(args, "table", None) else "")
+    est = check_memory(num_users, num_items, files, users, items, hp["dim"], users.size,
+                       hp["eval_batch"], window, args.max_memory, hint)
+    log.info(f"memory estimate {fmt_bytes(est)} ({est} bytes)")
 
 
 def _train_configs(hp: dict):
@@ -217,24 +381,46 @@ def _train_configs(hp: dict):
             TrainConfig(epochs=hp["stage_epochs"], patience=hp["stage_patience"], **common))
 
 
-def _cmd_dynamic(args, hp) -> int:
+def _prepare_out(rd, args) -> None:
+    """Refuse (before reading any data) to run over a previous run unless asked to."""
+    fresh = args.command not in ("finetune",) and not getattr(args, "resume", False)
+    if fresh and not args.overwrite:
+        rd.refuse_previous_run()
+    n = rd.clean_temporaries()
+    if n:
+        log.info(f"removed {n} temporary file(s) of interrupted writes")
+
+
+def _start_writing(rd, args) -> None:
+    """Input validated: now (and only now) a fresh --overwrite run clears the previous one."""
+    fresh = args.command not in ("finetune",) and not getattr(args, "resume", False)
+    if fresh and args.overwrite:
+        gone = rd.remove_previous_run()
+        if gone:
+            log.info(f"--overwrite: removed the previous run's {', '.join(gone)}")
+
+
+def _cmd_dynamic(args, hp, rd) -> int:
+    from .data import save_id_map
     from .report import write_reports
     from .stages import METHODS, RunConfig, Runner
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise SystemExit(f"unknown method(s) {bad}; choose from {','.join(METHODS)}")
+    if bad or not methods:
+        raise ConfigError(f"--methods: unknown method(s) {bad[:5]}; choose from "
+                          f"{','.join(METHODS)}")
     ckpt = os.path.join(args.out, "ckpt")
     if args.command == "finetune":
         needed = {METHODS[m]["pretrain"] for m in methods} - {None}
         missing = [k for k in needed if not os.path.exists(os.path.join(ckpt, f"pretrain_{k}.pt"))]
         if missing:
-            raise SystemExit(f"no pre-trained {missing} in {ckpt}; run `graphpro pretrain "
-                             f"--out {args.out} --methods {args.methods}` first")
-    elif not args.resume and os.path.isdir(ckpt):
-        shutil.rmtree(ckpt)  # a fresh run: our own checkpoints only
-    data = _load_data(args)
+            raise RunDirError(f"no pre-trained {missing} in {ckpt}; run `graphpro pretrain "
+                              f"--out {args.out} --methods {args.methods}` first")
+    data, mapping = _load_data(args)
+    files = data.stats.get("files", [])
+    _check_memory(args, hp, data.num_users, data.num_items, [data.pretrain, *data.snapshots],
+                  files, hp["window"])
     pre_cfg, stage_cfg = _train_configs(hp)
     cfg = RunConfig(out=args.out, methods=methods, dim=hp["dim"], layers=hp["layers"],
                     time_weight=hp["time_weight"], tau_pretrain=hp["tau_pretrain"],
@@ -246,6 +432,11 @@ def _cmd_dynamic(args, hp) -> int:
                     seed=hp["seed"], pretrain_train=pre_cfg, stage_train=stage_cfg)
     t0 = time.perf_counter()
     runner = Runner(data, cfg)
+    _start_writing(rd, args)
+    runner.check_config()  # refuses other configurations / other data before anything runs
+    if mapping is not None:
+        save_id_map(mapping, os.path.join(args.out, "id_map.json"))
+        log.info(f"id mapping saved to {os.path.join(args.out, 'id_map.json')}")
     phases = ("pretrain",) if args.command == "pretrain" else ("pretrain", "stages")
     res = runner.run(phases)
     wall = {f"pretrain-{k}": v["wall_s"] for k, v in res["pretrain"].items()}
@@ -261,7 +452,8 @@ def _cmd_dynamic(args, hp) -> int:
                                           "initialisation (plus prompt propagation if they "
                                           "appear in earlier snapshots)"},
                "hyperparameters": hp, "num_users": data.num_users,
-               "num_items": data.num_items, "device": args.device, "wall_s": wall, **res}
+               "num_items": data.num_items, "data_fingerprint": data.fingerprint(),
+               "device": args.device, "wall_s": wall, **res}
     write_reports(results, args.out, hp["topk"])
     k = hp["topk"]
     for m, v in res["methods"].items():
@@ -271,22 +463,25 @@ def _cmd_dynamic(args, hp) -> int:
     return 0
 
 
-def _cmd_train(args, hp) -> int:
+def _cmd_train(args, hp, rd) -> int:
     """Static LightGCN: train on --train, report Recall/NDCG@K on --test."""
     from graphpro_ext.graph import TemporalGraph
 
     from . import data as D
     from .metrics import evaluate, make_eval_set
     from .model import EmbeddingModel, xavier_embeddings
-    from .report import write_reports
+    from .report import write_json_atomic
     from .train import derive_seed, fit
 
     sd = D.load_static(args.train, args.test, args.skip_bad_rows)
+    _log_file_stats(sd.stats["files"], "train")
     tr, te, nu, ni = sd.train, sd.test, sd.num_users, sd.num_items
+    _check_memory(args, hp, nu, ni, [tr, te], sd.stats["files"])
+    _start_writing(rd, args)
     pre_cfg, _ = _train_configs(hp)
     fit_tr, val = tr, None
     if hp["select_on"] == "val":
-        key = tr.users * ni + tr.items
+        key = D.pair_keys(tr.users, tr.items, ni)
         uniq = np.unique(key)
         rng = np.random.default_rng(derive_seed(hp["seed"], "static-val"))
         held = np.isin(key, rng.choice(uniq, int(round(hp["val_frac"] * uniq.size)),
@@ -311,46 +506,103 @@ def _cmd_train(args, hp) -> int:
     res = {"dataset": os.path.dirname(os.path.abspath(args.train)), "command": " ".join(sys.argv),
            "hyperparameters": hp, "protocol": {"select_on": hp["select_on"], "static": True},
            "test": m, "train": s, "wall_s": {"train": time.perf_counter() - t0},
-           "data": sd.stats}
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(res, f, indent=1, default=float)
+           "data": sd.stats, "data_fingerprint": sd.fingerprint()}
+    write_json_atomic(res, os.path.join(args.out, "results.json"))
     return 0
+
+
+def _cmd_report(args) -> int:
+    from .report import collect_checkpoints, write_reports
+
+    if not os.path.isdir(args.out):
+        raise RunDirError(f"--out {args.out}: no such folder")
+    write_reports(collect_checkpoints(args.out, args.topk), args.out, args.topk)
+    print(f"wrote {os.path.join(args.out, 'results.md')} (partial: from checkpoints)")
+    return 0
+
+
+def _cmd_synth(args) -> int:
+    from .data import synthetic, write_snapshot_folder
+    from .rundir import ensure_folder
+
+    ensure_folder(args.dir)
+    write_snapshot_folder(synthetic(args.synthetic_users, args.synthetic_items,
+                                    num_snapshots=args.synthetic_snapshots,
+                                    seed=args.synthetic_seed), args.dir)
+    print(f"wrote {args.dir}")
+    return 0
+
+
+def _run(args) -> int:
+    from .rundir import RunDir
+
+    if args.command == "synth":
+        return _cmd_synth(args)
+    if args.command == "report":
+        return _cmd_report(args)
+    hp = resolve(args)
+    _check_device(args.device)
+    with RunDir(args.out) as rd:
+        _setup_logging(args.out)
+        try:
+            _prepare_out(rd, args)
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            torch.manual_seed(hp["seed"])
+            from . import backend
+
+            if args.ops:
+                backend.use(args.ops)
+            log.info(f"graphpro {args.command}: preset {hp['preset']}, ops "
+                     f"{backend.backend_name()}, device {args.device}, "
+                     f"{torch.get_num_threads()} threads")
+            if args.command == "train":
+                return _cmd_train(args, hp, rd)
+            return _cmd_dynamic(args, hp, rd)
+        except BaseException as e:
+            _note_traceback(e)
+            raise
+        finally:
+            _close_logging()
+
+
+def _note_traceback(e: BaseException) -> None:
+    """Keep the full traceback in OUT/log.txt (the terminal gets one line)."""
+    if _LOG_FILE is None or isinstance(e, (SystemExit,)):
+        return
+    try:
+        with open(_LOG_FILE, "a") as f:
+            f.write(f"error: {shorten(e, 600)}\n" + "".join(traceback.format_exception(e)))
+    except OSError:
+        pass
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"graphpro: error: {message}\n")
+    sys.stderr.flush()
+    return code
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "synth":
-        from .data import synthetic, write_snapshot_folder
-
-        write_snapshot_folder(synthetic(args.synthetic_users, args.synthetic_items,
-                                        num_snapshots=args.synthetic_snapshots,
-                                        seed=args.synthetic_seed), args.dir)
-        print(f"wrote {args.dir}")
-        return 0
-    if args.command == "report":
-        from .report import collect_checkpoints, write_reports
-
-        write_reports(collect_checkpoints(args.out, args.topk), args.out, args.topk)
-        print(f"wrote {os.path.join(args.out, 'results.md')} (partial: from checkpoints)")
-        return 0
-    _setup_logging(args.out)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    hp = resolve(args)
-    torch.manual_seed(hp["seed"])
-    from . import backend
-    from .data import DataError
-
-    if args.ops:
-        backend.use(args.ops)
-
-    log.info(f"graphpro {args.command}: preset {hp['preset']}, ops {backend.backend_name()}, "
-             f"device {args.device}, {torch.get_num_threads()} threads")
     try:
-        if args.command == "train":
-            return _cmd_train(args, hp)
-        return _cmd_dynamic(args, hp)
-    except DataError as e:
-        log.error(f"data error: {e}")
-        return 2
+        return _run(args)
+    except GraphproError as e:
+        if args.debug:
+            raise
+        return _fail(shorten(e, 600), 2)
+    except KeyboardInterrupt:
+        return _fail("interrupted; continue the run with --resume", 130)
+    except OSError as e:  # a full disk, a file vanishing under us, permissions
+        if args.debug:
+            raise
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        return _fail(f"{where}{e.strerror or shorten(e)}", 2)
+    except MemoryError:
+        return _fail("out of memory (see the memory estimate in OUT/log.txt; --max-memory, a "
+                     "smaller --dim or --eval-batch)", 2)
+    except Exception as e:  # noqa: BLE001 - a bug: one line, the traceback in the log
+        if args.debug:
+            raise
+        return _fail(f"internal error: {type(e).__name__}: {shorten(e, 300)} (traceback in "
+                     f"{os.path.join(getattr(args, 'out', '.'), 'log.txt')}; please report it)", 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-__all__ = ["write_reports", "markdown", "collect_checkpoints"]
+__all__ = ["write_reports", "write_json_atomic", "markdown", "collect_checkpoints"]
 
 
 def _fmt(v) -> str:
@@ -25,7 +25,7 @@ def markdown(results: dict, k: int = 20) -> str:
                     if proto.get("select_on") == "test" else
                     f" (best epoch chosen on a held-out {proto.get('val_frac')} of each "
                     "fine-tuning snapshot)")
-                 + f"; test pairs already in the history are "
+                 + "; test pairs already in the history are "
                  + ("dropped" if proto.get("drop_seen_test_pairs") else "kept (protocol default)")
                  + f"; backend: {results.get('backend')}.")
     lines.append("")
@@ -84,14 +84,26 @@ def plot(results: dict, path: str, k: int = 20) -> None:
     plt.close(fig)
 
 
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_json_atomic(obj, path: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    _write_atomic(path, json.dumps(obj, indent=1, default=float))
+
+
 def write_reports(results: dict, out: str, k: int = 20) -> None:
-    os.makedirs(out, exist_ok=True)
-    tmp = os.path.join(out, "results.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=1, default=float)
-    os.replace(tmp, os.path.join(out, "results.json"))
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(markdown(results, k))
+    write_json_atomic(results, os.path.join(out, "results.json"))
+    _write_atomic(os.path.join(out, "results.md"), markdown(results, k))
     if results.get("methods"):
         plot(results, os.path.join(out, "recall_per_stage.png"), k)
 
@@ -103,14 +115,19 @@ def collect_checkpoints(out: str, k: int = 20) -> dict:
     import glob
 
     import numpy as np
-    import torch
+
+    from .checkpoint import load_checkpoint
+    from .errors import RunDirError
 
     ckpt = os.path.join(out, "ckpt")
     cfg_path = os.path.join(ckpt, "config.json")
     if not os.path.exists(cfg_path):
-        raise FileNotFoundError(f"{cfg_path}: no checkpoints of a run here")
-    with open(cfg_path) as f:
-        cfg = json.load(f)
+        raise RunDirError(f"{cfg_path}: no checkpoints of a run here")
+    try:
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{cfg_path}: unreadable ({e})") from None
     res = {"dataset": cfg.get("dataset"), "partial": True, "hyperparameters": cfg,
            "protocol": {"select_on": cfg.get("select_on"), "val_frac": cfg.get("val_frac"),
                         "drop_seen_test_pairs": cfg.get("drop_seen_test_pairs")},
@@ -119,10 +136,10 @@ def collect_checkpoints(out: str, k: int = 20) -> dict:
         if p.endswith(".partial.pt"):
             continue
         kind = os.path.basename(p)[len("pretrain_"):-3]
-        res["pretrain"][kind] = torch.load(p, map_location="cpu", weights_only=False)["summary"]
+        res["pretrain"][kind] = load_checkpoint(p, f"{kind} pre-training", "cpu")["summary"]
     shares, found = {}, {}
     for m in cfg.get("methods", []):
-        stages = [torch.load(p, weights_only=False)
+        stages = [load_checkpoint(p, f"{m} {os.path.basename(p)[:-3]}")
                   for p in glob.glob(os.path.join(ckpt, m, "stage_*.pt"))
                   if not p.endswith(".partial.pt")]
         if stages:

@@ -22,10 +22,12 @@ from tqdm import tqdm
 from graphpro_ext.graph import TemporalGraph, build_history
 
 from . import backend
-from .data import Interactions, SnapshotData
+from .checkpoint import load_checkpoint, save_atomic
+from .data import Interactions, SnapshotData, pair_keys
+from .errors import ConfigError
 from .metrics import EvalSet, evaluate, make_eval_set
 from .model import EmbeddingModel, interpolate, random_gate, xavier_embeddings
-from .train import TrainConfig, derive_seed, fit, maybe_fail, save_atomic
+from .train import TrainConfig, derive_seed, fit, maybe_fail
 
 log = logging.getLogger("graphpro")
 
@@ -103,7 +105,7 @@ def _result_relevant(proto: dict) -> dict:
 
 
 def _pairs_key(inter: Interactions, width: int) -> np.ndarray:
-    return inter.users * width + inter.items
+    return pair_keys(inter.users, inter.items, width)
 
 
 class Runner:
@@ -111,14 +113,14 @@ class Runner:
 
     def __init__(self, data: SnapshotData, cfg: RunConfig):
         if data.num_stages < 1:
-            raise ValueError("need at least 2 snapshots (fine-tune + one test)")
+            raise ConfigError("need at least 2 snapshots (fine-tune + one test)")
         unknown = [m for m in cfg.methods if m not in METHODS]
         if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+            raise ConfigError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
         if cfg.select_on not in ("val", "test"):
-            raise ValueError(f"select_on must be 'val' or 'test', got {cfg.select_on!r}")
+            raise ConfigError(f"select_on must be 'val' or 'test', got {cfg.select_on!r}")
         if cfg.select_on == "val" and not 0.0 < cfg.val_frac < 1.0:
-            raise ValueError("--select-on val needs 0 < --val-frac < 1")
+            raise ConfigError("--select-on val needs 0 < --val-frac < 1")
         self.data, self.cfg = data, cfg
         self.dev = torch.device(cfg.device)
         self.ckpt = os.path.join(cfg.out, "ckpt")
@@ -182,14 +184,23 @@ class Runner:
         path = self._path("config.json")
         proto = json.loads(json.dumps(self.cfg.protocol()))
         proto["dataset"] = self.data.name
+        proto["data_fingerprint"] = self.data.fingerprint()
         if os.path.exists(path):
-            with open(path) as f:
-                old = json.load(f)
+            try:
+                with open(path) as f:
+                    old = json.load(f)
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"{path}: unreadable ({e}); delete it only if the "
+                                  "checkpoints beside it belong to this configuration") from None
+            if old.get("data_fingerprint") != proto["data_fingerprint"]:
+                raise ConfigError(f"{path}: the checkpoints were written for other data "
+                                  "(the interactions differ from this run's); use another "
+                                  "--out, or --overwrite to start afresh")
             old_cmp, new_cmp = _result_relevant(old), _result_relevant(proto)
             if old_cmp != new_cmp:
                 diff = sorted(k for k in set(old_cmp) | set(new_cmp)
                               if old_cmp.get(k) != new_cmp.get(k))
-                raise ValueError(f"{path}: checkpoints were written with a different "
+                raise ConfigError(f"{path}: checkpoints were written with a different "
                                  f"configuration (differs in {diff}); use another --out or "
                                  "run without --resume")
         os.makedirs(self.ckpt, exist_ok=True)
@@ -203,7 +214,7 @@ class Runner:
         on a seeded subset of the fine-tuning snapshot's users (never a test snapshot)."""
         path = self._path(f"pretrain_{kind}.pt")
         if os.path.exists(path):
-            return torch.load(path, map_location=self.dev, weights_only=False)
+            return load_checkpoint(path, f"{kind} pre-training", self.dev)
         t0 = time.perf_counter()
         g = self.graph(self.data.pretrain, self.cfg.tau_pretrain)
         gen = torch.Generator().manual_seed(derive_seed(self.cfg.seed, "init", kind))
@@ -253,14 +264,15 @@ class Runner:
                                     self.cfg.time_weight, 1.0, 0)
 
     def _load_x(self, method: str, n: int) -> torch.Tensor:
-        return torch.load(self._path(method, f"x_{n}.pt"), map_location=self.dev,
-                          weights_only=True)
+        return load_checkpoint(self._path(method, f"x_{n}.pt"),
+                               f"{method} stage {n} (delete stage_{n}.pt too)", self.dev,
+                               weights_only=True)
 
     def stage(self, method: str, n: int, pretrained: dict[str, dict]) -> dict:
         """Fine-tune (or retrain, for 'full') at stage n and test on snapshot n+1."""
         path = self._path(method, f"stage_{n}.pt")
         if os.path.exists(path):
-            return torch.load(path, weights_only=False)
+            return load_checkpoint(path, f"{method} stage {n}")
         t0 = time.perf_counter()
         spec, cfg = METHODS[method], self.cfg
         train, val = self.split(n)
@@ -285,8 +297,9 @@ class Runner:
             model = EmbeddingModel(x0, cfg.layers, cfg.time_weight, gate=spec["gate"],
                                    generator=gen)
         model.to(self.dev)
-        if spec["kind"] == "full":
-            neg_hist = g.user_history()
+        if spec["kind"] == "full":  # negatives avoid everything known, held-out pairs included
+            known = Interactions.concat([self.history(n - 1), train, val])
+            neg_hist = build_history(known.users, known.items, self.nu)
         else:  # negatives avoid all of the user's snapshot-n items, held-out ones included
             snap = Interactions.concat([train, val])
             neg_hist = build_history(snap.users, snap.items, self.nu)

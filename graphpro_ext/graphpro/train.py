@@ -1,7 +1,7 @@
 """The BPR training loop shared by pre-training, fine-tuning stages and baselines: shuffled
-mini-batches over the training interactions, one uniform negative per positive, full-graph
-propagation per batch (with edge dropout), evaluation every epoch, early stopping on Recall@K,
-and resumable checkpoints.
+mini-batches over the training interactions, one uniform negative per positive, propagation per
+batch over the batch's L-hop subgraph or the whole graph (``batch_graph``, with edge dropout),
+evaluation every epoch, early stopping on Recall@K, and resumable checkpoints.
 
 Every random choice is keyed by (seed, phase tag, epoch, batch), so a run resumed from a
 checkpoint replays exactly the batches an uninterrupted run would have seen.
@@ -10,6 +10,7 @@ checkpoint replays exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -21,6 +22,8 @@ import torch
 from tqdm import tqdm
 
 from . import backend
+from .checkpoint import load_checkpoint, save_atomic
+from .errors import TrainingDiverged
 from .metrics import EvalSet, evaluate
 from .model import EmbeddingModel
 
@@ -50,17 +53,6 @@ def derive_seed(*parts) -> int:
     return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def save_atomic(obj, path: str) -> None:
-    """torch.save to a temp file, fsync, then rename: a crash leaves the old file or the new one."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def maybe_fail(tag: str) -> None:
     """Test hook: ``GRAPHPRO_FAIL_AT=<tag>`` ends the process abruptly (like kill -9: no
     cleanup, no exception handlers) right after the checkpoint point named ``tag``."""
@@ -88,13 +80,23 @@ def fit(model: EmbeddingModel, graph, neg_hist: tuple[torch.Tensor, torch.Tensor
     rp_cpu = rp.cpu().numpy()
     pair_users = torch.from_numpy(np.repeat(np.arange(nu, dtype=np.int64), np.diff(rp_cpu)))
     pair_items = cols.cpu().long()
-    n = pair_users.numel()
     neg_rp, neg_items = neg_hist[0].to(dev), neg_hist[1].to(dev)
+    # A user whose negative-exclusion row holds every item has no negative: BPR skips their
+    # positives (sample_negatives would have nothing to draw).
+    full = torch.from_numpy(np.diff(neg_hist[0].cpu().numpy()) >= ni)
+    skipped_users = int(full[pair_users.unique()].sum()) if pair_users.numel() else 0
+    if skipped_users:
+        keep = ~full[pair_users]
+        pair_users, pair_items = pair_users[keep], pair_items[keep]
+        log.warning(f"[{tag}] {skipped_users} user(s) have interacted with every item: no "
+                    f"negative exists for them, their {int((~keep).sum())} positives are "
+                    "skipped in BPR")
+    n = pair_users.numel()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)  # one pass over [N, d]
     st = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "best_metrics": None, "bad": 0,
           "history": [], "train_s": 0.0, "eval_s": 0.0, "best_state": None}
     if resume and ckpt_path and os.path.exists(ckpt_path):
-        saved = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        saved = load_checkpoint(ckpt_path, f"{tag} from its start", dev)
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optim"])
         st = saved["state"]
@@ -119,8 +121,12 @@ def fit(model: EmbeddingModel, graph, neg_hist: tuple[torch.Tensor, torch.Tensor
                                     mode=cfg.batch_graph)
             opt.zero_grad(set_to_none=False)  # in place: see model._GatherRows
             loss.backward()
+            lv = loss.item()
+            if not math.isfinite(lv):
+                raise TrainingDiverged(f"[{tag}] the loss became {lv} at epoch {epoch}, batch {b}; "
+                                       "lower --lr, or check the data and starting embeddings")
             opt.step()
-            total += loss.item() * idx.numel()
+            total += lv * idx.numel()
         t1 = time.perf_counter()
         model.eval()
         with torch.no_grad():
@@ -153,4 +159,5 @@ def fit(model: EmbeddingModel, graph, neg_hist: tuple[torch.Tensor, torch.Tensor
     return {"best_epoch": st["best_epoch"], "epochs_run": st["epoch"],
             "select": st["best_metrics"], "history": st["history"],
             "train_s": st["train_s"], "eval_s": st["eval_s"],
-            "epoch_train_s": st["train_s"] / max(len(st["history"]), 1)}
+            "epoch_train_s": st["train_s"] / max(len(st["history"]), 1),
+            "users_without_negatives": skipped_users}
