@@ -128,15 +128,28 @@ def test_cuda_build_runs_on_gpu():
 
 @pytest.mark.parametrize("preset,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
 def test_openmp_wait_policy_default(preset, expected):
-    """Importing graphpro_ext before torch makes OpenMP threads wait passively unless the user
-    chose a policy (spinning threads collapse on a shared 2-core machine)."""
+    """The `graphpro` entry point (not the library) makes OpenMP threads wait passively unless the
+    user chose a policy (spinning threads collapse on a shared 2-core machine), and does so before
+    torch is imported; importing graphpro_ext leaves the environment alone."""
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY",
+                                                            "THP_MEM_ALLOC_ENABLE")}
     if preset:
         env["OMP_WAIT_POLICY"] = preset
-    out = subprocess.run([sys.executable, "-c", "import graphpro_ext, os; "
-                          "print(os.environ['OMP_WAIT_POLICY'])"], env=env, check=True,
-                         capture_output=True, text=True).stdout.strip()
-    assert out == expected
+    code = (
+        "import os, sys\n"
+        "import graphpro_ext, graphpro_ext.graphpro\n"
+        "from graphpro_ext.graphpro import entry\n"
+        "assert 'torch' not in sys.modules, 'importing the entry point imported torch'\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'))\n"
+        "entry.tune_process()\n"
+        "print(os.environ['OMP_WAIT_POLICY'], os.environ['THP_MEM_ALLOC_ENABLE'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                         text=True).stdout.split("\n")
+    assert out[0] == (preset or "None")  # the library import set nothing
+    assert out[1] == f"{expected} 1"
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["graphpro"] == "graphpro_ext.graphpro.entry:main"

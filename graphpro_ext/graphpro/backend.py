@@ -1,10 +1,16 @@
 """The ops the trainer calls: the fused ``graphpro_ext.ops`` when the compiled extension loads,
 else the plain-PyTorch ``graphpro_ext.reference`` (same math, much slower), so the trainer can be
-developed and tested before the extension is built. ``FUSED`` says which one is in use; ``use()``
-(``graphpro --ops reference``) switches to the reference ops on purpose, to time the reference
-formulation inside the same trainer."""
+developed and tested before the extension is built (python_tests/test_fallback.py runs it with the
+compiled module blocked). ``FUSED`` says which one is in use, ``FUSED_ERROR`` why the fused ops
+did not load; ``use()`` (``graphpro --ops reference``) switches to the reference ops on purpose,
+to time the reference formulation inside the same trainer.
+
+Every op the trainer calls goes through this module, and each name it forwards to ``_ops`` exists
+in both ``graphpro_ext.ops`` and ``graphpro_ext.reference`` (checked by test_fallback.py)."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import torch
@@ -13,14 +19,19 @@ from graphpro_ext import reference as _reference
 
 try:  # the compiled library registers torch.ops.graphpro.*; any failure means "not built"
     from graphpro_ext import ops as _fused
+
+    FUSED_ERROR: str | None = None
 except Exception as e:  # noqa: BLE001 - ImportError, OSError or a missing schema all mean the same
-    _fused, _FUSED_ERROR = None, e
+    _fused, FUSED_ERROR = None, f"{type(e).__name__}: {e}"
+    logging.getLogger("graphpro").warning(
+        "graphpro_ext: compiled ops not loaded, the trainer uses graphpro_ext.reference (plain "
+        "PyTorch, much slower): %s", FUSED_ERROR)
 
 _ops = _fused or _reference
 FUSED = _fused is not None
 
-__all__ = ["FUSED", "use", "lightgcn", "khop_subgraph", "sample_negatives", "topk_masked",
-           "backend_name"]
+__all__ = ["FUSED", "FUSED_ERROR", "use", "lightgcn", "khop_subgraph", "sample_negatives",
+           "topk_masked", "backend_name"]
 
 
 def use(kind: str) -> None:
@@ -30,15 +41,19 @@ def use(kind: str) -> None:
         _ops, FUSED = _reference, False
     elif kind == "fused":
         if _fused is None:
-            raise RuntimeError(f"the compiled graphpro_ext ops did not load ({_FUSED_ERROR}); "
-                               "build them with `pip install --no-build-isolation --no-deps -e .`")
+            raise RuntimeError(f"the compiled graphpro_ext ops did not load ({FUSED_ERROR})")
         _ops, FUSED = _fused, True
     else:
         raise ValueError(f"ops must be 'fused' or 'reference', got {kind!r}")
 
 
 def backend_name() -> str:
-    return "graphpro_ext.ops (fused)" if FUSED else "graphpro_ext.reference (plain PyTorch)"
+    """The ops in use, for the first log line and results.json."""
+    if FUSED:
+        return "graphpro_ext.ops (fused)"
+    if _fused is None:
+        return "graphpro_ext.reference (plain PyTorch; compiled ops not built)"
+    return "graphpro_ext.reference (plain PyTorch)"
 
 
 def lightgcn(graph, x: torch.Tensor, num_layers: int, time_weight: float, keep_prob: float = 1.0,
