@@ -85,7 +85,7 @@ print("OK")
     assert r.stdout.strip() == "OK"
 
 
-@pytest.mark.slow  # a fresh interpreter imports torch and runs the trainer: 5-15 s
+@pytest.mark.slow  # a fresh interpreter imports torch and runs the trainer
 def test_trainer_end_to_end_on_reference_ops(tmp_path):
     """`python -m graphpro_ext.graphpro run` (entry point included) on a tiny synthetic dataset."""
     out = tmp_path / "run"
