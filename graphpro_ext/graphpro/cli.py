@@ -366,7 +366,7 @@ def _check_memory(args, hp, num_users, num_items, parts, files, window=0) -> Non
             "user,item,timestamp CSV or Parquet), whose ids are mapped" if not
             getattr(args, "table", None) else "")
     est = check_memory(num_users, num_items, files, users, items, hp["dim"], users.size,
-                       hp["eval_batch"], window, args.max_memory, hint)
+                       hp["eval_batch"], window, args.max_memory, hint, hp["batch_size"])
     log.info(f"memory estimate {fmt_bytes(est)} ({est} bytes)")
 
 

@@ -26,16 +26,20 @@ _TABLES = 8
 # Per interaction: the id/time arrays, the graph in both directions (int32 column, fp32 time)
 # and the sort/unique temporaries while it is built.
 _PER_INTERACTION = 96
-_RUNTIME = 300 << 20  # torch and the Python process itself
+# [3B, d] fp32 rows alive per training step (gathered rows, gated rows, their gradients).
+_BATCH_ROWS = 5
+_RUNTIME = 350 << 20  # torch and the Python process itself
 
 
 def estimate_bytes(num_users: int, num_items: int, dim: int, interactions: int,
-                   eval_batch: int = 2048, window: int = 0) -> int:
+                   eval_batch: int = 2048, window: int = 0, batch_size: int = 2048) -> int:
     """Approximate peak resident memory of a run."""
     nodes = int(num_users) + int(num_items)
     tables = nodes * int(dim) * 4 * (_TABLES + int(window))
-    evaluation = int(eval_batch) * min(int(num_items), 65536) * 4 * 2
-    return tables + int(interactions) * _PER_INTERACTION + evaluation + _RUNTIME
+    batch = 3 * int(batch_size) * int(dim) * 4 * _BATCH_ROWS
+    # one [eval_batch, item chunk] score block of topk_masked, plus its top-k bookkeeping
+    evaluation = int(eval_batch) * min(int(num_items), 65536) * 4 * 6 // 5
+    return tables + batch + int(interactions) * _PER_INTERACTION + evaluation + _RUNTIME
 
 
 def available_bytes() -> int:
@@ -96,11 +100,13 @@ def _largest_id(files: list[dict], which: str) -> tuple[int, str]:
 
 def check_memory(num_users: int, num_items: int, files: list[dict], used_users: np.ndarray,
                  used_items: np.ndarray, dim: int, interactions: int, eval_batch: int,
-                 window: int = 0, max_memory: int | None = None, remap_hint: str = "") -> int:
+                 window: int = 0, max_memory: int | None = None, remap_hint: str = "",
+                 batch_size: int = 2048) -> int:
     """Refuse (ResourceError) a run whose estimate exceeds the available memory or
     ``max_memory``, naming the line of the largest id; warn when ids are sparse. Returns the
     estimate."""
-    est = estimate_bytes(num_users, num_items, dim, interactions, eval_batch, window)
+    est = estimate_bytes(num_users, num_items, dim, interactions, eval_batch, window,
+                         batch_size)
     limit = max_memory if max_memory is not None else available_bytes()
     n_u, n_i = int(np.unique(used_users).size), int(np.unique(used_items).size)
     if est > limit:
