@@ -151,3 +151,18 @@ def test_fallback_negatives_invariants():
         hist = set(items[rowptr[u]:rowptr[u + 1]].tolist())
         assert not hist & set(row), (u, row)
     assert set(a[2].tolist()) <= {5, 7} and set(a[4].tolist()) <= {5, 7}
+
+
+def test_reference_sampler_refuses_a_full_history_instead_of_looping():
+    """The numpy sampler used without the compiled ops: a user holding every item has no
+    negative; rejection sampling must say so rather than spin forever."""
+    import torch
+
+    from graphpro_ext.graphpro import backend
+
+    rp = torch.tensor([0, 3, 4])
+    items = torch.tensor([0, 1, 2, 1], dtype=torch.int32)
+    with pytest.raises(ValueError, match="user 0 has every one of the 3 items"):
+        backend._numpy_negatives(rp, items, torch.tensor([1, 0]), 3, 2, 0)
+    out = backend._numpy_negatives(rp, items, torch.tensor([1, 1]), 3, 4, 0)
+    assert set(out.flatten().tolist()) <= {0, 2}

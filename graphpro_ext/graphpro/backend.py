@@ -86,6 +86,10 @@ def _numpy_negatives(hist_rowptr, hist_items, users, num_items, k, seed):
     row_of = np.repeat(np.arange(rp.size - 1, dtype=np.int64), np.diff(rp))
     keys = row_of * num_items + items  # sorted: rows ascending, items ascending within a row
     u = np.repeat(users.cpu().numpy().astype(np.int64), k)
+    full = np.flatnonzero(np.diff(rp)[u] >= num_items) if u.size else []
+    if len(full):  # rejection sampling would never end: no item lies outside this history
+        raise ValueError(f"sample_negatives: user {int(u[full[0]])} has every one of the "
+                         f"{num_items} items in its history; no negative exists")
     rng = np.random.default_rng(seed)
     out = rng.integers(0, num_items, u.size)
     bad = np.ones(u.size, dtype=bool)
