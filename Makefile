@@ -8,7 +8,7 @@ RUN_DEPS = tqdm matplotlib
 TEST_DEPS = pytest hypothesis
 OUT ?= runs/default
 
-.PHONY: setup run test test-fast bench cuda-check format lint clean
+.PHONY: setup run test test-fast mutation-check bench cuda-check format lint clean
 
 setup:
 	$(PIP) install -q $(TORCH_SPEC) $(BUILD_DEPS) $(RUN_DEPS) $(TEST_DEPS)
@@ -16,7 +16,7 @@ setup:
 
 # Main job: GraphPro pre-training + every fine-tuning stage + baselines on the built-in synthetic data.
 run: setup
-	graphpro run --out $(OUT)
+	graphpro run --out $(OUT) --resume  # a second `make run` continues or re-reports the first
 
 test: setup
 	$(PYTHON) -m pytest -q python_tests
@@ -24,6 +24,10 @@ test: setup
 # Without the slow end-to-end tests.
 test-fast:
 	$(PYTHON) -m pytest -q -m "not slow" python_tests
+
+# Plant known trainer bugs one at a time; fails unless the tests catch every one.
+mutation-check:
+	$(PYTHON) scripts/mutation_check.py
 
 bench:
 	$(PYTHON) benchmarks/bench_ops.py --markdown docs/bench_latest.md
