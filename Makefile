@@ -5,7 +5,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 BUILD_DEPS = scikit-build-core pybind11 ninja "cmake>=3.26" numpy
 RUN_DEPS = tqdm matplotlib
-TEST_DEPS = pytest hypothesis
+TEST_DEPS = pytest hypothesis pyarrow  # pyarrow: the Parquet loader tests
 OUT ?= runs/default
 
 .PHONY: setup run test test-fast mutation-check bench cuda-check format lint clean
