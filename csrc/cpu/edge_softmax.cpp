@@ -1,5 +1,6 @@
 // CPU kernels of graphpro::edge_softmax and its backward: per-row max -> exp -> sum -> divide
-// (DGL's formulation); backward grad = out * (g - sum_row(out * g)).
+// (DGL's formulation); backward grad = out * (g - sum_row(out * g)). NaN scores make their row
+// NaN; an all -inf row gives zeros.
 #include <torch/library.h>
 
 #include "cpu/cpu_utils.h"
@@ -21,9 +22,16 @@ at::Tensor edge_softmax_cpu(const at::Tensor& rowptr_, const at::Tensor& scores_
     parallel_rows(rp, n, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         if (!row_bounds_ok(rp, r, num_edges, err)) continue;
+        // The running max keeps a NaN once it sees one (std::max would skip it), so a row holding
+        // a NaN comes out all NaN, as torch.softmax and the reference give, also when the rest of
+        // the row is -inf.
         acc_t m = -std::numeric_limits<acc_t>::infinity();
-        for (int64_t j = rp[r]; j < rp[r + 1]; ++j) m = std::max(m, static_cast<acc_t>(s[j]));
-        // A row of -inf scores (all masked) has no defined softmax: give it zeros, not NaN.
+        for (int64_t j = rp[r]; j < rp[r + 1]; ++j) {
+          const acc_t v = static_cast<acc_t>(s[j]);
+          if (std::isnan(v) || v > m) m = v;
+        }
+        // A row of -inf scores (all masked) has no defined softmax: give it zeros, not NaN (the
+        // reference and torch.softmax give NaN there; documented in ops.edge_softmax).
         if (m == -std::numeric_limits<acc_t>::infinity()) {
           for (int64_t j = rp[r]; j < rp[r + 1]; ++j) o[j] = scalar_t(0);
           continue;

@@ -119,6 +119,13 @@ __device__ __forceinline__ double gp_log(double v) { return log(v); }
 // fmax ignores a NaN operand, which is what std::max(m, NaN) does for the CPU's running max.
 __device__ __forceinline__ float gp_max(float a, float b) { return fmaxf(a, b); }
 __device__ __forceinline__ double gp_max(double a, double b) { return fmax(a, b); }
+// A max that keeps NaN (edge_softmax: a row holding a NaN is all NaN, as torch.softmax gives).
+__device__ __forceinline__ float gp_max_nan(float a, float b) {
+  return (isnan(a) || a > b) ? a : b;
+}
+__device__ __forceinline__ double gp_max_nan(double a, double b) {
+  return (isnan(a) || a > b) ? a : b;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Vector loads: V consecutive elements moved as one 16-byte (or narrower) transaction.
@@ -177,6 +184,13 @@ __device__ __forceinline__ T group_sum(const LaneGroup& g, T v) {
 template <typename T>
 __device__ __forceinline__ T group_max(const LaneGroup& g, T v) {
   for (int o = g.width >> 1; o > 0; o >>= 1) v = gp_max(v, __shfl_xor_sync(g.mask, v, o, g.width));
+  return v;
+}
+
+template <typename T>
+__device__ __forceinline__ T group_max_nan(const LaneGroup& g, T v) {
+  for (int o = g.width >> 1; o > 0; o >>= 1)
+    v = gp_max_nan(v, __shfl_xor_sync(g.mask, v, o, g.width));
   return v;
 }
 

@@ -29,12 +29,13 @@ acc_t* ws_stats(void* ws, int64_t num_edges) {
 
 // ---------------------------------------------------------------------------------- forward
 // Max and sum of exp(s - max) of scores[jb, je) over the group (z = 0 when every score is -inf).
+// The max keeps NaN, so a NaN score makes m, z and the whole row NaN (as on the CPU).
 template <typename acc_t, typename scalar_t>
 __device__ __forceinline__ void segment_max_sum(const LaneGroup& g, const scalar_t* __restrict__ s,
                                                 int64_t jb, int64_t je, acc_t& m, acc_t& z) {
   acc_t lm = neg_inf<acc_t>();
-  for (int64_t j = jb + g.lane; j < je; j += g.width) lm = gp_max(lm, to_acc<acc_t>(s[j]));
-  m = group_max(g, lm);
+  for (int64_t j = jb + g.lane; j < je; j += g.width) lm = gp_max_nan(lm, to_acc<acc_t>(s[j]));
+  m = group_max_nan(g, lm);
   acc_t lz = acc_t(0);
   if (m != neg_inf<acc_t>()) {
     for (int64_t j = jb + g.lane; j < je; j += g.width) lz += gp_exp(to_acc<acc_t>(s[j]) - m);
@@ -98,8 +99,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   if (heavy) {
     const int64_t s0 = first_slot(b, kChunk), s1 = (e - 1) / kChunk;
     acc_t lm = m;
-    for (int64_t sl = s0 + g.lane; sl <= s1; sl += g.width) lm = gp_max(lm, stats[2 * sl]);
-    const acc_t mm = group_max(g, lm);
+    for (int64_t sl = s0 + g.lane; sl <= s1; sl += g.width) lm = gp_max_nan(lm, stats[2 * sl]);
+    const acc_t mm = group_max_nan(g, lm);
     acc_t lz = acc_t(0);
     if (mm != neg_inf<acc_t>()) {
       if (g.lane == 0 && m != neg_inf<acc_t>()) lz = z * gp_exp(m - mm);
