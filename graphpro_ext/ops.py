@@ -5,12 +5,22 @@ any recommender can ``import graphpro_ext.ops`` and call the ops, or ``torch.ops
 All ops work under ``torch.compile(fullgraph=True)``.
 
 Graph convention: a CSR with ``rowptr`` int64 [R+1] and ``col`` int32/int64 [E], columns sorted
-within each row. ``temporal_propagate`` and ``lightgcn`` additionally need a *structurally
-symmetric* graph whose edge times are symmetric (t[r->c] == t[c->r]), as built by
-``graphpro_ext.graph.TemporalGraph``: their backward rebuilds A^T from the rows of A.
+within each row. The *gradients* of ``temporal_propagate`` and ``lightgcn`` additionally need a
+*structurally symmetric* graph whose edge times are symmetric (t[r->c] == t[c->r]), as built by
+``graphpro_ext.graph.TemporalGraph``: their backward rebuilds A^T from the rows of A. Their forward
+is right for any CSR; their backward checks the graph (O(E log deg) index reads) and raises a
+one-line error on any other, instead of returning a wrong gradient.
+
+Integer arguments (``num_layers``, ``num_hops``, ``k``, ``num_items``, ``chunk_items``, ``seed``)
+must be integers (Python or numpy ints, 0-dim integer tensors; not bool, not float): anything else
+raises a TypeError naming the argument. ``seed`` may be any integer in [-2**63, 2**64): the ops
+use its 64 bits, so ``seed`` and ``seed - 2**64`` are the same seed (folded into the int64 the
+schemas take).
 """
 
 from __future__ import annotations
+
+import operator
 
 import torch
 
@@ -47,6 +57,47 @@ def _check_backend(*tensors: torch.Tensor | None) -> None:
             )
 
 
+# Bound of lightgcn's num_layers (csrc/common/checks.h kMaxLayers): every layer is a full pass the
+# kernels cannot interrupt, so a typo like 1e9 would otherwise hang the process for minutes.
+MAX_LAYERS = 64
+_I64_MIN, _U64_END = -(1 << 63), 1 << 64
+
+
+def _int_arg(value, name: str, op: str):
+    """``value`` as an int, or a TypeError naming the argument (the schemas' int64 would otherwise
+    truncate 2.7 to 2 silently, and take True as 1). Integer-likes with ``__index__`` pass."""
+    if type(value) is int or isinstance(value, torch.SymInt):
+        return value
+    if not isinstance(value, bool) and not (
+        isinstance(value, torch.Tensor) and value.dtype == torch.bool
+    ):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise TypeError(f"graphpro.{op}: {name} must be an integer, got {type(value).__name__} "
+                    f"{value!r}")
+
+
+def _num_layers_arg(num_layers, op: str):
+    n = _int_arg(num_layers, "num_layers", op)
+    if not isinstance(n, torch.SymInt) and not 0 <= n <= MAX_LAYERS:
+        raise ValueError(f"graphpro.{op}: num_layers must be an integer in [0, {MAX_LAYERS}], "
+                         f"got {n}")
+    return n
+
+
+def _seed_arg(seed, op: str):
+    """Any integer in [-2**63, 2**64) as the int64 with the same low 64 bits (what the kernels'
+    hash and Philox key read), so 2**63 and -2**63 are the same seed."""
+    s = _int_arg(seed, "seed", op)
+    if isinstance(s, torch.SymInt):
+        return s
+    if not _I64_MIN <= s < _U64_END:
+        raise ValueError(f"graphpro.{op}: seed must be an integer in [-2**63, 2**64), got {s}")
+    return s - _U64_END if s >= 1 << 63 else s
+
+
 def _opmath(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
@@ -60,7 +111,11 @@ def _no_grad_input(t: torch.Tensor | None, name: str, op: str) -> None:
 # edge_softmax
 # ----------------------------------------------------------------------------------------------
 def edge_softmax(rowptr: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """Softmax of ``scores`` [E] over the edges of each CSR row; differentiable w.r.t. scores."""
+    """Softmax of ``scores`` [E] over the edges of each CSR row; differentiable w.r.t. scores.
+
+    Non-finite scores follow ``torch.softmax`` (and ``reference.edge_softmax``): a row holding a
+    NaN or +inf comes out all NaN, and -inf entries get 0. One exception: a row whose scores are
+    all -inf (fully masked) gives zeros (and zero gradients), where torch.softmax gives NaN."""
     _check_backend(rowptr, scores)
     return _ops.edge_softmax(rowptr, scores)
 
@@ -208,16 +263,20 @@ def temporal_propagate(
     ``y_r = sum_{c in N(r), kept} (tw * softmax_r(edge_time)_c + (1 - tw) * norm_r * norm_c) x_c``
 
     where the softmax runs over row r's kept edges and ``norm = deg^-1/2`` of the full graph.
-    ``keep_prob < 1`` drops interactions (both directions) by a hash of ``(seed, min, max)``.
+    ``keep_prob < 1`` drops interactions (both directions) by a hash of ``(seed, min, max)``;
+    ``seed`` is any integer in [-2**63, 2**64), used modulo 2**64.
     No per-edge weight tensor is materialised; the backward saves O(N) row statistics only.
-    Differentiable w.r.t. ``x``.
+    Differentiable w.r.t. ``x``; the backward walks row c of A as column c of A^T, so it needs a
+    structurally symmetric graph with symmetric edge times and sorted rows (checked: anything else
+    raises a RuntimeError; use :func:`spmm` with explicit weights for a general CSR).
     """
     _check_backend(rowptr, col, edge_time, node_norm, x)
     edge_time, node_norm = _temporal_args(
         edge_time, node_norm, x, time_weight, keep_prob, "temporal_propagate"
     )
+    seed = _seed_arg(seed, "temporal_propagate")
     y, _ = _ops.temporal_propagate(
-        rowptr, col, edge_time, node_norm, x, float(time_weight), float(keep_prob), int(seed)
+        rowptr, col, edge_time, node_norm, x, float(time_weight), float(keep_prob), seed
     )
     return y
 
@@ -234,17 +293,20 @@ def lightgcn(
     seed: int = 0,
 ) -> torch.Tensor:
     """``sum_{l=0..L} A^l x`` with A the GraphPro layer of :func:`temporal_propagate`
-    (``time_weight=0``: plain LightGCN). The backward computes ``sum_l (A^T)^l g`` and saves no
-    layer activations (A does not depend on x)."""
+    (``time_weight=0``: plain LightGCN); ``num_layers`` is an integer in [0, 64] (``MAX_LAYERS``).
+    The backward computes ``sum_l (A^T)^l g`` and saves no layer activations (A does not depend
+    on x). Like :func:`temporal_propagate`'s, it needs a structurally symmetric graph with
+    symmetric edge times and sorted rows, checked once per backward call (a RuntimeError
+    otherwise); the forward is right for any CSR."""
     _check_backend(rowptr, col, edge_time, node_norm, x)
-    if num_layers < 0:
-        raise ValueError(f"graphpro.lightgcn: num_layers must be >= 0, got {num_layers}")
+    num_layers = _num_layers_arg(num_layers, "lightgcn")
     edge_time, node_norm = _temporal_args(
         edge_time, node_norm, x, time_weight, keep_prob, "lightgcn"
     )
+    seed = _seed_arg(seed, "lightgcn")
     out, _ = _ops.lightgcn(
-        rowptr, col, edge_time, node_norm, x, int(num_layers), float(time_weight),
-        float(keep_prob), int(seed),
+        rowptr, col, edge_time, node_norm, x, num_layers, float(time_weight), float(keep_prob),
+        seed,
     )
     return out
 
@@ -329,8 +391,10 @@ def khop_subgraph(
     full-graph outputs at the seeds, and the same gradient for every input row: a mini-batch then
     costs its neighbourhood, not the graph. Dropout masks are keyed by the subgraph's node ids, so
     with ``keep_prob < 1`` the dropped edges differ from a full-graph call with the same seed (same
-    distribution). CPU: C++ kernel; CUDA: the torch implementation in ``reference``."""
-    return _ops.khop_subgraph(rowptr, col, seeds, int(num_hops))
+    distribution). ``num_hops`` is an integer >= 0; hops past the graph's diameter cost nothing
+    (the search stops when no new node is reached). CPU: C++ kernel; CUDA: the torch
+    implementation in ``reference``."""
+    return _ops.khop_subgraph(rowptr, col, seeds, _int_arg(num_hops, "num_hops", "khop_subgraph"))
 
 
 @torch.library.register_fake("graphpro::khop_subgraph")
@@ -360,9 +424,13 @@ def sample_negatives(
     """int64 [B, k]: for each ``users[b]``, k items drawn uniformly (with replacement) from
     ``[0, num_items)`` minus the user's history row ``hist_items[hist_rowptr[u]:hist_rowptr[u+1]]``
     (strictly increasing). Draw j of position b uses Philox keyed by ``seed`` at counter (b, j),
-    so CPU and CUDA agree and results do not depend on thread count."""
+    so CPU and CUDA agree and results do not depend on thread count. ``seed`` is any integer in
+    [-2**63, 2**64), used modulo 2**64 (the Philox key is its 64 bits)."""
     _check_backend(hist_rowptr, hist_items, users)
-    return _ops.sample_negatives(hist_rowptr, hist_items, users, int(num_items), int(k), int(seed))
+    op = "sample_negatives"
+    return _ops.sample_negatives(hist_rowptr, hist_items, users,
+                                 _int_arg(num_items, "num_items", op), _int_arg(k, "k", op),
+                                 _seed_arg(seed, op))
 
 
 @torch.library.register_fake("graphpro::sample_negatives")
@@ -390,7 +458,8 @@ def topk_masked(
     so memory stays bounded. Slots beyond a user's unmasked items get score -inf and id -1."""
     _check_backend(user_emb, item_emb, hist_rowptr, hist_items, users)
     return _ops.topk_masked(
-        user_emb, item_emb, hist_rowptr, hist_items, users, int(k), int(chunk_items)
+        user_emb, item_emb, hist_rowptr, hist_items, users, _int_arg(k, "k", "topk_masked"),
+        _int_arg(chunk_items, "chunk_items", "topk_masked"),
     )
 
 

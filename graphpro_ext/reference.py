@@ -166,6 +166,8 @@ def khop_subgraph(
     mark[s] = True
     frontier = torch.unique(s)
     for _ in range(num_hops):
+        if frontier.numel() == 0:  # nothing new within reach: more hops change nothing
+            break
         pos, _ = _row_edges(rowptr, frontier)
         nb = col[pos].long()
         frontier = torch.unique(nb[~mark[nb]])

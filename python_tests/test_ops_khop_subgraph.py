@@ -3,6 +3,8 @@ relies on (propagation over it is exact at the seeds, values and input gradients
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 import torch
 from conftest import assert_close
@@ -150,6 +152,27 @@ def test_torch_compile(gen):
     assert torch.allclose(out, expected, rtol=1e-6, atol=1e-6)
 
 
+def test_many_hops_stop_at_the_component(device):
+    """num_hops past the graph's diameter is cheap in both implementations (the BFS stops when
+    the frontier empties; the torch version, CUDA's kernel, used to loop num_hops times)."""
+    rowptr = torch.tensor([0, 1, 2, 2], device=device)
+    col = torch.tensor([1, 0], dtype=torch.int32, device=device)
+    seeds = torch.tensor([0], device=device)
+    def too_slow(signum, frame):
+        raise TimeoutError("khop_subgraph kept looping after the frontier emptied")
+
+    old = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(30)
+    try:
+        for impl in (ops.khop_subgraph, ref.khop_subgraph):
+            nodes, _, sub_col, pos = impl(rowptr, col, seeds, 2**62)
+            assert nodes.tolist() == [0, 1] and sub_col.tolist() == [1, 0]
+            assert pos.tolist() == [0, 1]
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def test_bad_inputs(device):
     rowptr = torch.tensor([0, 1, 2], device=device)
     col = torch.tensor([1, 0], dtype=torch.int32, device=device)
@@ -167,6 +190,10 @@ def test_bad_inputs(device):
             impl(torch.tensor([0, 1, 3], device=device), col, s, 1)
         with pytest.raises(RuntimeError, match="rowptr is not non-decreasing"):
             impl(torch.tensor([0, 2, 1, 2], device=device), col, s, 1)
+    for hops in (1.5, True, None):  # issue 9: 1.5 used to be truncated to 1 silently
+        with pytest.raises(TypeError, match=r"^graphpro\.khop_subgraph: num_hops must be an "
+                                            r"integer, got "):
+            ops.khop_subgraph(rowptr, col, s, hops)
     with pytest.raises(RuntimeError, match="seeds must be int32 or int64"):
         ops.khop_subgraph(rowptr, col, s.float(), 1)
     with pytest.raises(RuntimeError, match="rowptr must be int64"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import (assert_close, assert_close_bound, assert_lowp_close, bound_rel, cuda_usable,
@@ -160,18 +161,208 @@ def test_thread_count_independent(gen, seed):
     assert torch.equal(outs[0], outs[1]), seed
 
 
+def square_csr(gen, n, *, symmetric, dup=False, density=0.35):
+    """(rowptr, col int64, edge_time f64) of a random n x n CSR with sorted rows. symmetric=False
+    guarantees an edge (0, 1) without (1, 0); symmetric=True gives symmetric structure and times
+    (dup: every undirected pair of the upper triangle stored twice in both directions)."""
+    a = torch.rand(n, n, generator=gen) < density
+    t = torch.rand(n, n, generator=gen, dtype=torch.float64) * 3
+    if symmetric:
+        a = a | a.T
+        t = torch.triu(t) + torch.triu(t, 1).T  # t[r, c] == t[c, r]
+    else:
+        a[0, 1], a[1, 0] = True, False
+    rows, cols = a.nonzero(as_tuple=True)
+    times = t[rows, cols]
+    if dup:
+        twice = (rows - cols).abs() % 2 == 1  # a symmetric choice of pairs, both directions
+        rows, cols, times = (torch.cat([v, v[twice]]) for v in (rows, cols, times))
+        order = torch.argsort(rows * n + cols, stable=True)
+        rows, cols, times = rows[order], cols[order], times[order]
+    rowptr = torch.zeros(n + 1, dtype=torch.int64)
+    rowptr[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+    return rowptr, cols, times
+
+
+def _norm(gen, n):
+    return torch.rand(n, generator=gen, dtype=torch.float64) + 0.1
+
+
+@pytest.mark.parametrize("keep_prob", [1.0, 0.6])
+@pytest.mark.parametrize("time_weight", [0.0, 0.5])
+def test_general_csr_gradient_raises(device, gen, seed, time_weight, keep_prob):
+    """Issue 9: on a CSR that is not structurally symmetric the forward is right but the
+    no-transpose backward is not; it must raise one clear line instead of a wrong gradient."""
+    rowptr, col, et = (t.to(device) for t in square_csr(gen, 9, symmetric=False))
+    nn = _norm(gen, 9).to(device)
+    x = torch.randn(9, 3, generator=gen, dtype=torch.float64).to(device)
+    with torch.no_grad():  # the forward is valid for any CSR
+        out = ops.lightgcn(rowptr, col, et, nn, x, 2, time_weight, keep_prob, 3)
+    expected = ref.lightgcn(rowptr, col, et, nn, x, 2, time_weight, keep_prob, 3)
+    assert_close(out, expected, seed=seed, what="forward on a general CSR", **TOL[torch.float64])
+    xg = x.clone().requires_grad_()
+    out = ops.lightgcn(rowptr, col, et, nn, xg, 2, time_weight, keep_prob, 3)
+    with pytest.raises(RuntimeError, match=r"^graphpro\.lightgcn: the gradient needs a "
+                                           r"structurally symmetric graph[^\n]*$"):
+        out.sum().backward()
+    # The raw backward op checks too (for callers that bypass the autograd wrapper).
+    lse = torch.zeros(9, dtype=torch.float64, device=device)
+    with pytest.raises(RuntimeError, match="structurally symmetric"):
+        torch.ops.graphpro.lightgcn_backward(rowptr, col, et, nn, lse, x, 2, time_weight,
+                                             keep_prob, 3)
+
+
+@pytest.mark.parametrize("time_weight", [0.0, 0.5])
+def test_symmetric_multigraph_gradcheck(gen, seed, time_weight):
+    """The check accepts what the backward handles: a symmetric graph with repeated edges (each
+    repeat in both directions, same time); gradients then equal the reference's."""
+    rowptr, col, et = square_csr(gen, 7, symmetric=True, dup=True)
+    nn = _norm(gen, 7)
+    x = torch.randn(7, 2, generator=gen, dtype=torch.float64).requires_grad_()
+    def fn(x_):
+        return ops.lightgcn(rowptr, col, et, nn, x_, 2, time_weight, 0.7, 5)
+
+    assert torch.autograd.gradcheck(fn, (x,)), seed
+    (g1,) = torch.autograd.grad(fn(x).pow(2).sum(), x)
+    (g2,) = torch.autograd.grad(
+        ref.lightgcn(rowptr, col, et, nn, x, 2, time_weight, 0.7, 5).pow(2).sum(), x)
+    assert_close(g1, g2, seed=seed, what="multigraph grad", **TOL[torch.float64])
+
+
+class TestGradientNeedsSymmetricGraph:
+    """Each way a CSR can break the backward's A^T == rows-of-A assumption gets its own message."""
+
+    def _graph(self, gen, device):
+        rowptr, col, et = square_csr(gen, 8, symmetric=True)
+        return rowptr.to(device), col.to(device), et.to(device), _norm(gen, 8).to(device)
+
+    def _backward(self, rowptr, col, et, nn, time_weight=0.5):
+        x = torch.randn(rowptr.numel() - 1, 2, dtype=torch.float64, device=rowptr.device)
+        ops.lightgcn(rowptr, col, et, nn, x.requires_grad_(), 2, time_weight).sum().backward()
+        return x.grad
+
+    def _off_diagonal_edge(self, rowptr, col):
+        rows = ref.row_index(rowptr, col.numel())
+        j = int(torch.nonzero(rows != col)[0])
+        return j, int(rows[j])
+
+    def test_symmetric_graph_passes(self, device, gen):
+        assert torch.isfinite(self._backward(*self._graph(gen, device))).all()
+
+    def test_asymmetric_times(self, device, gen):
+        rowptr, col, et, nn = self._graph(gen, device)
+        j, _ = self._off_diagonal_edge(rowptr, col)
+        et = et.clone()
+        et[j] += 0.5  # the reverse of edge j keeps its time
+        with pytest.raises(RuntimeError, match=r"graphpro\.lightgcn: the gradient needs symmetric "
+                                               r"edge times"):
+            self._backward(rowptr, col, et, nn)
+        # Without the time term the times are never read: structure is all that matters.
+        assert torch.isfinite(self._backward(rowptr, col, et, nn, time_weight=0.0)).all()
+
+    def test_unsorted_row(self, device, gen):
+        rowptr, col, et, nn = self._graph(gen, device)
+        deg = (rowptr[1:] - rowptr[:-1]).cpu()
+        r = int(torch.nonzero(deg >= 2)[0])
+        b = int(rowptr[r])
+        col, et = col.clone(), et.clone()
+        col[b], col[b + 1] = col[b + 1].clone(), col[b].clone()
+        et[b], et[b + 1] = et[b + 1].clone(), et[b].clone()
+        with pytest.raises(RuntimeError, match="the gradient needs columns sorted within each row"):
+            self._backward(rowptr, col, et, nn)
+
+    @pytest.mark.parametrize("threads", [1, 2])
+    def test_one_bad_edge_in_a_large_graph(self, device, gen, seed, threads):
+        """A 4100-edge hub and many rows (the CPU check splits the columns between threads): one
+        edge time changed, or one edge dropped from its row, is found."""
+        g = _graph(gen, device, big_row=True)
+        rows = ref.row_index(g.rowptr, g.num_edges)
+        j = int(torch.randint(g.num_edges, (1,), generator=gen))
+        old = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            self._backward(g.rowptr, g.col, g.edge_time.double(), g.node_norm)  # symmetric: fine
+            et = g.edge_time.double().clone()
+            et[j] += 1e-9
+            with pytest.raises(RuntimeError, match="symmetric edge times"):
+                self._backward(g.rowptr, g.col, et, g.node_norm)
+            keep = torch.arange(g.num_edges, device=device) != j
+            rowptr = g.rowptr.clone()
+            rowptr[int(rows[j]) + 1:] -= 1
+            with pytest.raises(RuntimeError, match="structurally symmetric"):
+                self._backward(rowptr, g.col[keep], et[keep], g.node_norm, time_weight=0.0)
+        finally:
+            torch.set_num_threads(old)
+
+    def test_unmatched_repeated_edge(self, device, gen):
+        rowptr, col, et, nn = self._graph(gen, device)
+        # Repeat edge j = (r, c) in row r only: every pair still has a reverse, the counts differ.
+        j, r = self._off_diagonal_edge(rowptr, col)
+        col = torch.cat([col[:j + 1], col[j:]])
+        et = torch.cat([et[:j + 1], et[j:]])
+        rowptr = rowptr.clone()
+        rowptr[r + 1:] += 1
+        with pytest.raises(RuntimeError, match="structurally symmetric"):
+            self._backward(rowptr, col, et, nn)
+
+
 class TestBadInputs:
     def _args(self, device, gen):
         g = tiny_temporal_graph(gen).to(device)
         return g, torch.randn(g.num_nodes, 2, generator=gen).to(device)
 
-    def test_negative_layers(self, device, gen):
+    @pytest.mark.parametrize("layers", [-1, 65, 10**9])
+    def test_layers_out_of_range(self, device, gen, layers):
+        """Issue 9: num_layers is bounded (1e9 layers used to run for minutes, deaf to Ctrl-C)."""
         g, x = self._args(device, gen)
-        with pytest.raises(ValueError, match="num_layers must be >= 0"):
-            ops.lightgcn(g.rowptr, g.col, g.edge_time, g.node_norm, x, -1)
-        with pytest.raises(RuntimeError, match="num_layers must be >= 0"):
-            torch.ops.graphpro.lightgcn(g.rowptr, g.col, g.edge_time, g.node_norm, x, -1, 0.5,
-                                        1.0, 0)
+        with pytest.raises(ValueError, match=r"^graphpro\.lightgcn: num_layers must be an "
+                                             r"integer in \[0, 64\], got -?\d+$"):
+            ops.lightgcn(g.rowptr, g.col, g.edge_time, g.node_norm, x, layers)
+        with pytest.raises(RuntimeError, match=r"graphpro\.lightgcn: num_layers must be in "
+                                               r"\[0, 64\]"):
+            torch.ops.graphpro.lightgcn(g.rowptr, g.col, g.edge_time, g.node_norm, x, layers,
+                                        0.5, 1.0, 0)
+        with pytest.raises(RuntimeError, match=r"graphpro\.lightgcn_backward: num_layers must be "
+                                               r"in \[0, 64\]"):
+            torch.ops.graphpro.lightgcn_backward(g.rowptr, g.col, g.edge_time, g.node_norm,
+                                                 g.node_norm, x, layers, 0.5, 1.0, 0)
+
+    @pytest.mark.parametrize("layers", [2.7, 2.0, True, "2", None])
+    def test_layers_not_an_integer(self, device, gen, layers):
+        """Issue 9: 2.7 used to be truncated to 2 silently; bool is not an integer either."""
+        g, x = self._args(device, gen)
+        with pytest.raises(TypeError, match=r"^graphpro\.lightgcn: num_layers must be an "
+                                            r"integer, got "):
+            ops.lightgcn(g.rowptr, g.col, g.edge_time, g.node_norm, x, layers)
+
+    def test_layers_accepts_integer_likes(self, device, gen):
+        g, x = self._args(device, gen)
+        a = ops.lightgcn(g.rowptr, g.col, g.edge_time, g.node_norm, x, 3)
+        for layers in (np.int64(3), torch.tensor(3)):
+            assert torch.equal(ops.lightgcn(g.rowptr, g.col, g.edge_time, g.node_norm, x, layers),
+                               a)
+        assert ops.lightgcn(g.rowptr, g.col, g.edge_time, g.node_norm, x, 64).shape == x.shape
+
+    @pytest.mark.parametrize("big_seed", [2**63, 2**63 + 12345, 2**64 - 1])
+    def test_seed_above_int64_folds(self, device, gen, big_seed):
+        """Issue 9: seeds in [2**63, 2**64) used to fail with an unreadable schema error; they now
+        name the same 64 bits as seed - 2**64 (the dropout hash reads the seed as uint64), and the
+        reference, which works modulo 2**64, agrees."""
+        g, x = self._args(device, gen)
+        x = x.double()
+        args = (g.rowptr, g.col, g.edge_time, g.node_norm, x, 2, 0.5, 0.5)
+        a = ops.lightgcn(*args, big_seed)
+        b = ops.lightgcn(*args, big_seed - 2**64)
+        assert torch.equal(a, b)
+        assert_close(a, _ref(g, x, 2, 0.5, 0.5, big_seed), seed=0, what="folded seed",
+                     **TOL[torch.float64])
+
+    @pytest.mark.parametrize("bad_seed,exc", [(2**64, ValueError), (-(2**63) - 1, ValueError),
+                                          (1.5, TypeError), (True, TypeError), ("3", TypeError)])
+    def test_bad_seed(self, device, gen, bad_seed, exc):
+        g, x = self._args(device, gen)
+        with pytest.raises(exc, match=r"^graphpro\.lightgcn: seed must be an integer"):
+            ops.lightgcn(g.rowptr, g.col, g.edge_time, g.node_norm, x, 2, 0.5, 0.5, bad_seed)
 
     def test_nan_edge_time(self, device, gen):
         g, x = self._args(device, gen)

@@ -209,6 +209,18 @@ def test_k_zero_and_empty_batch(device):
     assert out.shape == (0, 4) and out.dtype == torch.int64
 
 
+@pytest.mark.parametrize("big_seed", [2**63, 2**63 + 99, 2**64 - 1])
+def test_seed_above_int64_folds(device, gen, big_seed):
+    """Issue 9: seeds in [2**63, 2**64) used to fail with an unreadable schema error. Philox is
+    keyed by the seed's 64 bits, so seed and seed - 2**64 draw the same stream, the one the
+    Python Philox mirror computes for the unsigned seed."""
+    rowptr, items, users = _setup(gen, device, batch=6)
+    out = ops.sample_negatives(rowptr, items, users, 40, 3, big_seed)
+    assert torch.equal(out, ops.sample_negatives(rowptr, items, users, 40, 3, big_seed - 2**64))
+    expected = _expected_draws(rowptr.cpu(), items.cpu(), users.cpu(), 40, 3, big_seed)
+    assert torch.equal(out.cpu(), expected)
+
+
 def test_opcheck(device, gen):
     rowptr, items, users = _setup(gen, device, batch=8)
     torch.library.opcheck(torch.ops.graphpro.sample_negatives.default,
@@ -267,6 +279,25 @@ class TestBadInputs:
             ops.sample_negatives(rowptr, items, users, 10, -1, 0)
         with pytest.raises(RuntimeError, match="num_items must be >= 1"):
             ops.sample_negatives(rowptr, items, users, 0, 4, 0)
+
+    @pytest.mark.parametrize("name,value", [("k", 2.5), ("k", True), ("num_items", 10.0),
+                                            ("num_items", None)])
+    def test_counts_must_be_integers(self, device, name, value):
+        """Issue 9: k=2.5 used to be truncated to 2 silently."""
+        args = {"hist_rowptr": torch.tensor([0, 1], device=device),
+                "hist_items": torch.tensor([0], device=device),
+                "users": torch.tensor([0], device=device), "num_items": 10, "k": 4, "seed": 0}
+        args[name] = value
+        with pytest.raises(TypeError, match=rf"^graphpro\.sample_negatives: {name} must be an "
+                                            r"integer, got "):
+            ops.sample_negatives(**args)
+
+    @pytest.mark.parametrize("bad_seed,exc", [(2**64, ValueError), (-(2**63) - 1, ValueError),
+                                          (1.0, TypeError), (True, TypeError)])
+    def test_bad_seed(self, device, bad_seed, exc):
+        rowptr, items, users = (torch.tensor(v, device=device) for v in ([0, 1], [0], [0]))
+        with pytest.raises(exc, match=r"^graphpro\.sample_negatives: seed must be an integer"):
+            ops.sample_negatives(rowptr, items, users, 10, 4, bad_seed)
 
     def test_bad_rowptr(self, device):
         items = torch.tensor([0, 1, 2], device=device)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import assert_close, assert_close_bound, assert_lowp_close, cuda_usable, sum_terms
 from op_graphs import random_temporal_graph, tiny_temporal_graph
+from test_ops_lightgcn import square_csr
 
 import graphpro_ext.ops as ops
 import graphpro_ext.reference as ref
@@ -205,6 +206,34 @@ def test_transpose_spmm_is_adjoint(device, gen, seed):
         g.rowptr, g.col, et, nn, lse, x, 0.3, 0.8, 9, True)), "A is symmetric? (seed=%d)" % seed
 
 
+@pytest.mark.parametrize("keep_prob", [1.0, 0.6])
+@pytest.mark.parametrize("time_weight", [0.0, 0.5])
+def test_general_csr_gradient_raises(device, gen, seed, time_weight, keep_prob):
+    """Issue 9: the forward is right on any CSR, the backward (rows of A walked as A^T's) only on
+    a symmetric one: a general CSR raises one clear line instead of a wrong gradient."""
+    rowptr, col, et = (t.to(device) for t in square_csr(gen, 9, symmetric=False))
+    nn = (torch.rand(9, generator=gen, dtype=torch.float64) + 0.1).to(device)
+    x = torch.randn(9, 3, generator=gen, dtype=torch.float64).to(device)
+    out = ops.temporal_propagate(rowptr, col, et, nn, x.requires_grad_(), time_weight,
+                                 keep_prob, 3)
+    expected = ref.temporal_propagate(rowptr, col, et, nn, x.detach(), time_weight, keep_prob, 3)
+    assert_close(out, expected, seed=seed, what="forward on a general CSR", **TOL[torch.float64])
+    with pytest.raises(RuntimeError, match=r"^graphpro\.temporal_propagate: the gradient needs a "
+                                           r"structurally symmetric graph[^\n]*$"):
+        out.sum().backward()
+
+
+def test_asymmetric_times_gradient_raises(device, gen):
+    rowptr, col, et = (t.to(device) for t in square_csr(gen, 8, symmetric=True))
+    rows = ref.row_index(rowptr, col.numel())
+    et[int(torch.nonzero(rows != col)[0])] += 0.25
+    nn = torch.ones(8, dtype=torch.float64, device=device)
+    x = torch.randn(8, 2, dtype=torch.float64, device=device, requires_grad=True)
+    out = ops.temporal_propagate(rowptr, col, et, nn, x, 0.5)
+    with pytest.raises(RuntimeError, match="the gradient needs symmetric edge times"):
+        out.sum().backward()
+
+
 class TestBadInputs:
     def _args(self, device, gen):
         g = tiny_temporal_graph(gen).to(device)
@@ -258,6 +287,25 @@ class TestBadInputs:
             torch.ops.graphpro.temporal_propagate(*args, 0.5, 1.5, 0)
         with pytest.raises(RuntimeError, match=r"time_weight must be in \[0, 1\]"):
             torch.ops.graphpro.temporal_propagate(*args, -0.1, 1.0, 0)
+
+    @pytest.mark.parametrize("big_seed", [2**63, 2**64 - 1])
+    def test_seed_above_int64_folds(self, device, gen, big_seed):
+        """Issue 9: a seed in [2**63, 2**64) is the same 64 bits as seed - 2**64 (and matches the
+        reference's dropout mask, which works modulo 2**64)."""
+        g, x = self._args(device, gen)
+        x = x.double()
+        args = (g.rowptr, g.col, g.edge_time, g.node_norm, x, 0.5, 0.5)
+        a = ops.temporal_propagate(*args, big_seed)
+        assert torch.equal(a, ops.temporal_propagate(*args, big_seed - 2**64))
+        assert_close(a, _ref(g, x, 0.5, 0.5, big_seed), seed=0, what="folded seed",
+                     **TOL[torch.float64])
+
+    @pytest.mark.parametrize("bad_seed,exc", [(2**64, ValueError), (-(2**63) - 1, ValueError),
+                                          (0.5, TypeError), (False, TypeError)])
+    def test_bad_seed(self, device, gen, bad_seed, exc):
+        g, x = self._args(device, gen)
+        with pytest.raises(exc, match=r"^graphpro\.temporal_propagate: seed must be an integer"):
+            ops.temporal_propagate(g.rowptr, g.col, g.edge_time, g.node_norm, x, 0.5, 0.5, bad_seed)
 
     def test_grad_wrt_edge_time_rejected(self, device, gen):
         g, x = self._args(device, gen)

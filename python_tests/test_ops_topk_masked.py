@@ -167,6 +167,16 @@ class TestBadInputs:
         with pytest.raises(RuntimeError, match=r"k must be in \[1, num_items = 5\]"):
             ops.topk_masked(u, it, rowptr, items, k)
 
+    @pytest.mark.parametrize("name,value", [("k", 2.5), ("k", True), ("chunk_items", 7.0),
+                                            ("chunk_items", None)])
+    def test_counts_must_be_integers(self, device, name, value):
+        """Issue 9: k=2.5 used to be truncated to 2 silently."""
+        u, it, rowptr, items = self._args(device)
+        kw = {"k": 2, "chunk_items": 3, name: value}
+        with pytest.raises(TypeError, match=rf"^graphpro\.topk_masked: {name} must be an "
+                                            r"integer, got "):
+            ops.topk_masked(u, it, rowptr, items, **kw)
+
     def test_bad_chunk(self, device):
         u, it, rowptr, items = self._args(device)
         with pytest.raises(RuntimeError, match="chunk_items must be >= 1"):

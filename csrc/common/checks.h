@@ -58,6 +58,14 @@ inline at::ScalarType opmath_dtype(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;
 }
 
+// lightgcn's depth: each layer is a full pass over the graph and the kernels cannot be
+// interrupted, so an accidental huge value would hang the process; 64 is far past any useful depth.
+constexpr int64_t kMaxLayers = 64;
+inline void check_num_layers(int64_t num_layers, const char* op) {
+  TORCH_CHECK(num_layers >= 0 && num_layers <= kMaxLayers, "graphpro.", op,
+              ": num_layers must be in [0, ", kMaxLayers, "], got ", num_layers);
+}
+
 inline void check_prob(double keep_prob) {
   TORCH_CHECK(keep_prob > 0.0 && keep_prob <= 1.0, "graphpro: keep_prob must be in (0, 1], got ",
               keep_prob);
@@ -87,6 +95,18 @@ inline void raise_on_error(int code, const char* op) {
       TORCH_CHECK(false, "graphpro.", op, ": edge_time holds a NaN or infinite value");
     case kNodeOutOfRange:
       TORCH_CHECK(false, "graphpro.", op, ": seeds holds a node index outside [0, num_nodes)");
+    case kGraphNotSymmetric:
+      TORCH_CHECK(false, "graphpro.", op,
+                  ": the gradient needs a structurally symmetric graph (every edge (r, c) with a "
+                  "matching (c, r), as TemporalGraph builds), got an edge without its reverse; "
+                  "use ops.spmm for a general CSR");
+    case kTimesNotSymmetric:
+      TORCH_CHECK(false, "graphpro.", op,
+                  ": the gradient needs symmetric edge times (t[r->c] == t[c->r], as TemporalGraph "
+                  "builds), got an edge whose reverse has another time");
+    case kColumnsUnsorted:
+      TORCH_CHECK(false, "graphpro.", op,
+                  ": the gradient needs columns sorted within each row (as TemporalGraph builds)");
     default:
       TORCH_CHECK(false, "graphpro.", op, ": kernel reported error ", code);
   }

@@ -115,6 +115,34 @@ enum ErrorCode : int {
   kUserOutOfRange = 7,
   kNonFiniteTime = 8,
   kNodeOutOfRange = 9,
+  kGraphNotSymmetric = 10,
+  kTimesNotSymmetric = 11,
+  kColumnsUnsorted = 12,
 };
+
+// The structure the temporal ops' backward relies on (it rebuilds A^T from the rows of A):
+// edge j = (r, c), the k-th copy of column c in row r, must have a k-th copy of r in row c with
+// the same edge time (edge_time null: structure only). Rows must be sorted, so the reverse edge
+// is one binary search away: O(log deg) per edge. row_begin = rowptr[r], already validated.
+// Returns an ErrorCode; every read stays in bounds whatever the input.
+template <typename index_t, typename time_t>
+GP_HD int reverse_edge_error(const int64_t* rowptr, const index_t* col, const time_t* edge_time,
+                             int64_t num_rows, int64_t num_edges, int64_t row_begin, int64_t r,
+                             int64_t j) {
+  const int64_t c = static_cast<int64_t>(col[j]);
+  if (static_cast<uint64_t>(c) >= static_cast<uint64_t>(num_rows)) return kColumnOutOfRange;
+  int64_t k = 0;  // which copy of c in row r (duplicates must pair up one to one)
+  if (j > row_begin) {
+    const int64_t prev = static_cast<int64_t>(col[j - 1]);
+    if (prev > c) return kColumnsUnsorted;
+    if (prev == c) k = j - row_begin - lower_bound_idx(col + row_begin, j - row_begin, c);
+  }
+  const int64_t cb = rowptr[c], ce = rowptr[c + 1];
+  if (cb < 0 || ce < cb || ce > num_edges) return kRowptrNotMonotone;
+  const int64_t p = cb + lower_bound_idx(col + cb, ce - cb, r) + k;
+  if (p >= ce || static_cast<int64_t>(col[p]) != r) return kGraphNotSymmetric;
+  if (edge_time != nullptr && !(edge_time[p] == edge_time[j])) return kTimesNotSymmetric;
+  return kOk;
+}
 
 }  // namespace graphpro

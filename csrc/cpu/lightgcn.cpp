@@ -11,6 +11,7 @@
 
 #include "common/op_calls.h"
 
+#include "cpu/check_symmetric.h"
 #include "cpu/temporal_kernel.h"
 
 namespace graphpro::cpu {
@@ -85,7 +86,7 @@ std::tuple<at::Tensor, at::Tensor> lightgcn_cpu(const at::Tensor& rowptr_, const
                                                 double keep_prob, int64_t seed) {
   check_temporal_inputs(rowptr_, col_, edge_time, node_norm_, nullptr, x, time_weight, keep_prob,
                         "lightgcn");
-  TORCH_CHECK(num_layers >= 0, "graphpro.lightgcn: num_layers must be >= 0, got ", num_layers);
+  check_num_layers(num_layers, "lightgcn");
   const at::Tensor rowptr = rowptr_.contiguous(), col = col_.contiguous(),
                    node_norm = node_norm_.contiguous();
   check_rowptr_ends(rowptr, col.numel(), "lightgcn");
@@ -105,11 +106,17 @@ at::Tensor lightgcn_backward_cpu(const at::Tensor& rowptr_, const at::Tensor& co
                                  double keep_prob, int64_t seed) {
   check_temporal_inputs(rowptr_, col_, edge_time, node_norm_, &row_lse, grad, time_weight,
                         keep_prob, "lightgcn_backward");
+  check_num_layers(num_layers, "lightgcn_backward");
   const at::Tensor rowptr = rowptr_.contiguous(), col = col_.contiguous(),
                    node_norm = node_norm_.contiguous();
   check_rowptr_ends(rowptr, col.numel(), "lightgcn_backward");
   const bool use_time = time_weight != 0.0;
-  return propagate_sum(rowptr, col, use_time ? edge_time->contiguous() : at::Tensor(), node_norm,
+  const at::Tensor et = use_time ? edge_time->contiguous() : at::Tensor();
+  // The transposed layers walk the rows of A (no transposed copy): valid only on a symmetric
+  // graph, so a general CSR raises here instead of returning a wrong gradient. Cost: O(E) index
+  // reads once per backward (not per layer); see docs/DESIGN.md.
+  if (num_layers > 0) check_symmetric_cpu(rowptr, col, et, "lightgcn");
+  return propagate_sum(rowptr, col, et, node_norm,
                        use_time ? row_lse.contiguous() : at::Tensor(), grad, num_layers,
                        time_weight, keep_prob, seed, /*transpose=*/true, "lightgcn_backward");
 }

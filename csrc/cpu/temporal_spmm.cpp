@@ -2,6 +2,7 @@
 // weights rebuilt on the fly from edge_time, row_lse and node_norm.
 #include <torch/library.h>
 
+#include "cpu/check_symmetric.h"
 #include "cpu/temporal_kernel.h"
 
 namespace graphpro::cpu {
@@ -20,6 +21,9 @@ at::Tensor temporal_spmm_cpu(const at::Tensor& rowptr_, const at::Tensor& col_,
   const at::Tensor edge_time = use_time ? edge_time_->contiguous() : at::Tensor();
   const int64_t n = rowptr.numel() - 1, d = x.size(1), num_edges = col.numel();
   check_rowptr_ends(rowptr, num_edges, "temporal_spmm");
+  // transpose walks the rows of A as if they were A^T's: a general CSR raises instead of returning
+  // a wrong gradient (temporal_propagate's backward is the only caller).
+  if (transpose) check_symmetric_cpu(rowptr, col, edge_time, "temporal_propagate");
   at::Tensor y = at::empty_like(x);
   std::atomic<int> err{kOk};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "temporal_spmm", [&] {

@@ -6,6 +6,7 @@
 
 #include "common/op_calls.h"
 
+#include "cuda/check_symmetric_glue.h"
 #include "cuda/glue_utils.h"
 #include "cuda/lightgcn.cuh"
 
@@ -63,7 +64,7 @@ std::tuple<at::Tensor, at::Tensor> lightgcn_cuda(const at::Tensor& rowptr_, cons
                                                  double keep_prob, int64_t seed) {
   check_temporal_inputs(rowptr_, col_, edge_time, node_norm_, nullptr, x, time_weight, keep_prob,
                         "lightgcn");
-  TORCH_CHECK(num_layers >= 0, "graphpro.lightgcn: num_layers must be >= 0, got ", num_layers);
+  check_num_layers(num_layers, "lightgcn");
   check_cuda(rowptr_, "lightgcn");
   const c10::cuda::CUDAGuard guard(rowptr_.device());
   const at::Tensor rowptr = rowptr_.contiguous(), col = col_.contiguous(),
@@ -85,12 +86,16 @@ at::Tensor lightgcn_backward_cuda(const at::Tensor& rowptr_, const at::Tensor& c
                                   double keep_prob, int64_t seed) {
   check_temporal_inputs(rowptr_, col_, edge_time, node_norm_, &row_lse, grad, time_weight,
                         keep_prob, "lightgcn_backward");
+  check_num_layers(num_layers, "lightgcn_backward");
   check_cuda(rowptr_, "lightgcn_backward");
   const c10::cuda::CUDAGuard guard(rowptr_.device());
   const at::Tensor rowptr = rowptr_.contiguous(), col = col_.contiguous(),
                    node_norm = node_norm_.contiguous();
   const bool use_time = time_weight != 0.0;
-  return propagate_sum(rowptr, col, use_time ? edge_time->contiguous() : at::Tensor(), node_norm,
+  const at::Tensor et = use_time ? edge_time->contiguous() : at::Tensor();
+  // The transposed layers walk the rows of A: a general CSR raises instead of a wrong gradient.
+  if (num_layers > 0) check_symmetric_cuda(rowptr, col, et, "lightgcn");
+  return propagate_sum(rowptr, col, et, node_norm,
                        use_time ? row_lse.contiguous() : at::Tensor(), grad, num_layers,
                        time_weight, keep_prob, seed, /*transpose=*/true, "lightgcn_backward");
 }

@@ -2,6 +2,7 @@
 // dtype dispatch, launch, and the fused-validation error round trip.
 #include <torch/library.h>
 
+#include "cuda/check_symmetric_glue.h"
 #include "cuda/glue_utils.h"
 #include "cuda/temporal_spmm.cuh"
 
@@ -22,6 +23,8 @@ at::Tensor temporal_spmm_cuda(const at::Tensor& rowptr_, const at::Tensor& col_,
   const bool use_time = time_weight != 0.0;
   const at::Tensor edge_time = use_time ? edge_time_->contiguous() : at::Tensor();
   const int64_t n = rowptr.numel() - 1, d = x.size(1), num_edges = col.numel();
+  // transpose walks the rows of A as A^T's: a general CSR raises instead of a wrong gradient.
+  if (transpose) check_symmetric_cuda(rowptr, col, edge_time, "temporal_propagate");
   at::Tensor y = at::empty_like(x);
   const at::Tensor err = error_buffer(rowptr);
   const at::Tensor ws = workspace(
