@@ -8,7 +8,7 @@ RUN_DEPS = tqdm matplotlib
 TEST_DEPS = pytest hypothesis pyarrow  # pyarrow: the Parquet loader tests
 OUT ?= runs/default
 
-.PHONY: setup run test test-fast mutation-check bench cuda-check format lint clean
+.PHONY: setup run test test-fast mutation-check bench cuda-check cuda-ci gpu-check format lint clean
 
 setup:
 	$(PIP) install -q $(TORCH_SPEC) $(BUILD_DEPS) $(RUN_DEPS) $(TEST_DEPS)
@@ -35,6 +35,17 @@ bench:
 # Compile every CUDA kernel with nvcc for sm_80 and sm_90 and syntax-check the CUDA glue.
 cuda-check:
 	bash scripts/nvcc_check.sh
+
+# CI's CUDA job (no GPU): a throw-away venv with torch 2.14.1 (CUDA 13.0), the extension built
+# with GRAPHPRO_CUDA=ON for sm_80 and sm_90, the CUDA-build checks and the test suite in it.
+cuda-ci:
+	bash scripts/cuda_ci.sh
+
+# On a GPU machine (see docs/CUDA.md): build for the local GPU, CUDA tests, compute-sanitizer,
+# benchmarks, one pre-training epoch; writes under GPU_CHECK_OUT.
+GPU_CHECK_OUT ?= out/gpu_check
+gpu-check:
+	bash scripts/gpu_check.sh $(GPU_CHECK_OUT)
 
 format:
 	ruff format graphpro_ext python_tests benchmarks
