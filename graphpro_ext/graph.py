@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-__all__ = ["TemporalGraph", "time_steps", "build_history", "as_numpy"]
+__all__ = ["TemporalGraph", "time_steps", "build_history", "as_numpy", "pair_keys"]
+
+
+def pair_keys(users: np.ndarray, items: np.ndarray, num_items: int) -> np.ndarray:
+    """One int64 key per (user, item) pair, ``user * num_items + item``: equal keys are equal
+    pairs and sorting keys sorts by user, then item. The one place such keys are built (graph
+    building, histories, the trainer's splits and metrics)."""
+    width = max(int(num_items), 1)
+    if users.size and (int(users.max()) + 1) * width >= 2**63:
+        raise OverflowError(f"pair keys overflow int64 with {int(users.max()) + 1} users x "
+                            f"{width} items")
+    return users.astype(np.int64) * width + items
 
 
 def as_numpy(a, name: str) -> np.ndarray:
@@ -54,8 +65,8 @@ def build_history(
     users: np.ndarray, items: np.ndarray, num_users: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-user sorted, duplicate-free item rows: (rowptr int64 [U+1], items int32 [nnz])."""
-    key = np.unique(users.astype(np.int64) * (int(items.max(initial=0)) + 1) + items)
     width = int(items.max(initial=0)) + 1
+    key = np.unique(pair_keys(users, items, width))
     u, i = key // width, key % width
     rowptr = np.zeros(num_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(u, minlength=num_users), out=rowptr[1:])
@@ -144,7 +155,7 @@ class TemporalGraph:
         if t_min is None and t.size:
             t_min = float(t.min())
         # Merge repeated (u, i) pairs keeping the latest time.
-        key = u * max(num_items, 1) + i
+        key = pair_keys(u, i, num_items)
         order = np.lexsort((t, key))
         key, t = key[order], t[order]
         last = np.ones(key.size, dtype=bool)

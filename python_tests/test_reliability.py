@@ -251,7 +251,7 @@ def test_non_finite_loss_stops_training_with_epoch_and_batch():
     from graphpro_ext.graph import TemporalGraph
     from graphpro_ext.graphpro.errors import TrainingDiverged
     from graphpro_ext.graphpro.metrics import make_eval_set
-    from graphpro_ext.graphpro.model import EmbeddingModel
+    from graphpro_ext.graphpro.models import EmbeddingModel
     from graphpro_ext.graphpro.train import TrainConfig, fit
 
     rng = np.random.default_rng(0)

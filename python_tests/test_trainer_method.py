@@ -9,8 +9,9 @@ import torch
 
 from graphpro_ext.graphpro.data import Interactions, synthetic
 from graphpro_ext.graphpro.metrics import evaluate, make_eval_set, rank_metrics
-from graphpro_ext.graphpro.model import (EmbeddingModel, interpolate,
-                                         interpolation_weights, random_gate)
+from graphpro_ext.graphpro.methods.graphpro import (interpolate, interpolation_weights,
+                                                    random_gate)
+from graphpro_ext.graphpro.models import EmbeddingModel
 from graphpro_ext.graphpro.stages import RunConfig, Runner, prompt_rates, sample_prompt
 from graphpro_ext.graphpro.train import TrainConfig, derive_seed
 
@@ -219,7 +220,8 @@ def test_auto_mode_decides_once_and_reuses_the_first_subgraph(monkeypatch):
     monkeypatch.setattr(backend, "khop_subgraph", lambda *a: calls.append(1) or real(*a))
     u, i, j = torch.tensor([0, 5]), torch.tensor([0, 4]), torch.tensor([10, 12])
     first = m.batch_loss(g, u, i, j, 1.0, 3, 1e-3, mode="auto")
-    assert g.__dict__["_batch_mode"] == {(6, 2): "subgraph"} and len(calls) == 1
+    assert m.planner.decided(g) == {(6, 2): "subgraph"} and len(calls) == 1
+    assert not {"_batch_mode", "_compact"} & set(vars(g))  # plans live in the planner
     second = m.batch_loss(g, u, i, j, 1.0, 3, 1e-3, mode="auto")
     assert len(calls) == 2  # decided: one extraction per batch from now on
     explicit = m.batch_loss(g, u, i, j, 1.0, 3, 1e-3, mode="subgraph")

@@ -27,7 +27,8 @@ import torch
 from graphpro_ext.graphpro import backend, stages
 from graphpro_ext.graphpro.data import Interactions, synthetic
 from graphpro_ext.graphpro.metrics import evaluate, make_eval_set
-from graphpro_ext.graphpro.model import EmbeddingModel, random_gate
+from graphpro_ext.graphpro.methods.graphpro import random_gate
+from graphpro_ext.graphpro.models import EmbeddingModel
 from graphpro_ext.graphpro.stages import RunConfig, Runner
 from graphpro_ext.graphpro.train import TrainConfig, derive_seed
 

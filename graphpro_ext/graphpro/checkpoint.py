@@ -1,33 +1,87 @@
-"""Reading and writing checkpoint files: atomic writes, and reads that refuse what cannot be
-trusted (unreadable, truncated or non-finite files) with a message naming the file and what
-recomputing it takes, instead of a deep traceback or a run that trains on NaN."""
+"""The checkpoint layout of a run folder, and reading checkpoint files.
+
+This is the only module that knows where checkpoints live (``CheckpointLayout``)::
+
+    OUT/ckpt/config.json                  the configuration the checkpoints belong to
+    OUT/ckpt/pretrain_<kind>.pt           a finished pre-training (kind: graphpro | lightgcn)
+    OUT/ckpt/pretrain_<kind>.partial.pt   mid-phase state (model, optimizer, early stopping)
+    OUT/ckpt/<method>/stage_<n>.pt        a finished stage's results
+    OUT/ckpt/<method>/stage_<n>.partial.pt
+    OUT/ckpt/<method>/x_<n>.pt            the table stage n ended with (later stages start there)
+
+Reads refuse what cannot be trusted (unreadable, truncated or non-finite files) with a message
+naming the file and what recomputing it takes, instead of a deep traceback or a run that trains
+on NaN. Writes are atomic (``runtime.save_atomic``).
+"""
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 
 import torch
 
 from .errors import CheckpointError, shorten
+from .runtime import save_atomic
 
-__all__ = ["save_atomic", "load_checkpoint", "non_finite"]
+__all__ = ["CKPT_DIR", "CheckpointLayout", "save_atomic", "load_checkpoint", "non_finite"]
+
+CKPT_DIR = "ckpt"  # under the run folder
 
 
-def save_atomic(obj, path: str) -> None:
-    """torch.save to a temp file, fsync, then rename: a crash leaves the old file or the new one;
-    a failed write (full disk) removes its temp file and leaves the old file in place."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+class CheckpointLayout:
+    """Paths of every checkpoint of the run folder ``out``, and the listings ``report`` needs."""
+
+    def __init__(self, out: str):
+        self.out = out
+        self.root = os.path.join(out, CKPT_DIR)
+
+    def path(self, *parts) -> str:
+        return os.path.join(self.root, *parts)
+
+    @property
+    def config(self) -> str:
+        return self.path("config.json")
+
+    def pretrain(self, kind: str, partial: bool = False) -> str:
+        return self.path(f"pretrain_{kind}" + (".partial.pt" if partial else ".pt"))
+
+    def stage(self, method: str, n: int, partial: bool = False) -> str:
+        return self.path(method, f"stage_{n}" + (".partial.pt" if partial else ".pt"))
+
+    def table(self, method: str, n: int) -> str:
+        return self.path(method, f"x_{n}.pt")
+
+    def remove(self, path: str) -> None:
+        if os.path.exists(path):
+            os.remove(path)
+
+    def read_config(self) -> dict | None:
+        """config.json, or None when there is none; ValueError/OSError when unreadable."""
+        if not os.path.exists(self.config):
+            return None
+        with open(self.config) as f:
+            return json.load(f)
+
+    def write_config(self, cfg: dict) -> None:
+        os.makedirs(self.root, exist_ok=True)
+        with open(self.config + ".tmp", "w") as f:
+            json.dump(cfg, f, indent=1)
+        os.replace(self.config + ".tmp", self.config)
+
+    def finished_pretrainings(self) -> dict[str, str]:
+        """kind -> path of every finished pre-training, sorted by path."""
+        out = {}
+        for p in sorted(glob.glob(self.path("pretrain_*.pt"))):
+            if not p.endswith(".partial.pt"):
+                out[os.path.basename(p)[len("pretrain_"):-3]] = p
+        return out
+
+    def finished_stages(self, method: str) -> list[str]:
+        """Paths of ``method``'s finished stages (in directory order)."""
+        return [p for p in glob.glob(self.path(method, "stage_*.pt"))
+                if not p.endswith(".partial.pt")]
 
 
 def non_finite(obj, where: str = "") -> str | None:

@@ -51,6 +51,7 @@ PRESETS = {
                       patience=4, stage_patience=3),
 }
 MAX_LAYERS = 64
+STATIC_MODEL = "lightgcn"  # `graphpro train`'s backbone (models.MODELS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -401,6 +402,7 @@ def _start_writing(rd, args) -> None:
 
 
 def _cmd_dynamic(args, hp, rd) -> int:
+    from .checkpoint import CheckpointLayout
     from .data import save_id_map
     from .report import write_reports
     from .stages import METHODS, RunConfig, Runner
@@ -410,12 +412,12 @@ def _cmd_dynamic(args, hp, rd) -> int:
     if bad or not methods:
         raise ConfigError(f"--methods: unknown method(s) {bad[:5]}; choose from "
                           f"{','.join(METHODS)}")
-    ckpt = os.path.join(args.out, "ckpt")
     if args.command == "finetune":
-        needed = {METHODS[m]["pretrain"] for m in methods} - {None}
-        missing = [k for k in needed if not os.path.exists(os.path.join(ckpt, f"pretrain_{k}.pt"))]
+        layout = CheckpointLayout(args.out)
+        needed = {METHODS[m].pretrain for m in methods} - {None}
+        missing = [k for k in needed if not os.path.exists(layout.pretrain(k))]
         if missing:
-            raise RunDirError(f"no pre-trained {missing} in {ckpt}; run `graphpro pretrain "
+            raise RunDirError(f"no pre-trained {missing} in {layout.root}; run `graphpro pretrain "
                               f"--out {args.out} --methods {args.methods}` first")
     data, mapping = _load_data(args)
     files = data.stats.get("files", [])
@@ -468,10 +470,11 @@ def _cmd_train(args, hp, rd) -> int:
     from graphpro_ext.graph import TemporalGraph
 
     from . import data as D
-    from .metrics import evaluate, make_eval_set
-    from .model import EmbeddingModel, xavier_embeddings
+    from . import models
+    from .metrics import make_eval_set
     from .report import write_json_atomic
-    from .train import derive_seed, fit
+    from .runtime import derive_seed
+    from .train import evaluate_model, fit
 
     sd = D.load_static(args.train, args.test, args.skip_bad_rows)
     _log_file_stats(sd.stats["files"], "train")
@@ -480,26 +483,23 @@ def _cmd_train(args, hp, rd) -> int:
     _start_writing(rd, args)
     pre_cfg, _ = _train_configs(hp)
     fit_tr, val = tr, None
-    if hp["select_on"] == "val":
-        key = D.pair_keys(tr.users, tr.items, ni)
-        uniq = np.unique(key)
-        rng = np.random.default_rng(derive_seed(hp["seed"], "static-val"))
-        held = np.isin(key, rng.choice(uniq, int(round(hp["val_frac"] * uniq.size)),
-                                       replace=False))
-        fit_tr, val = tr.subset(~held), tr.subset(held)
+    if hp["select_on"] == "val":  # the stages' split: a seeded share of distinct pairs
+        fit_tr, val = D.hold_out_pairs(tr, ni, hp["val_frac"],
+                                       derive_seed(hp["seed"], "static-val"))
     dev = torch.device(args.device)
     g = TemporalGraph.from_interactions(fit_tr.users, fit_tr.items, fit_tr.times, nu, ni,
                                         tau_hours=1.0).to(dev)
     test = make_eval_set(te.users, te.items, tr.users, tr.items, nu)
     select = test if val is None else make_eval_set(val.users, val.items, fit_tr.users,
                                                     fit_tr.items, nu)
+    # the backbone of the stages' LightGCN methods, built as they build it
     gen = torch.Generator().manual_seed(derive_seed(hp["seed"], "init", "static"))
-    model = EmbeddingModel(xavier_embeddings(nu, ni, hp["dim"], gen).to(dev), hp["layers"], 0.0)
+    cls = models.model_class(STATIC_MODEL)
+    model = models.build(STATIC_MODEL, cls.init_table(nu, ni, hp["dim"], gen).to(dev),
+                         hp["layers"], 0.0)
     t0 = time.perf_counter()
     s = fit(model, g, g.user_history(), select, pre_cfg, "train")
-    model.eval()
-    with torch.no_grad():
-        m = evaluate(model(g), nu, test, hp["topk"], hp["eval_batch"])
+    m = evaluate_model(model, g, test, hp["topk"], hp["eval_batch"])
     k = hp["topk"]
     log.info(f"test recall@{k} {m[f'recall@{k}']:.4f} ndcg@{k} {m[f'ndcg@{k}']:.4f} "
              f"(best epoch {s['best_epoch']})")

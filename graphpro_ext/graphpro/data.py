@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from graphpro_ext.graph import pair_keys
+
 from .errors import DataError, shorten
 
 __all__ = [
     "DataError", "Interactions", "SnapshotData", "StaticData", "load_snapshot_folder",
     "load_table", "load_static", "synthetic", "write_snapshot_folder", "parse_duration",
-    "pair_keys", "MAX_ID",
+    "pair_keys", "hold_out_pairs", "MAX_ID",
 ]
 
 
@@ -74,14 +76,15 @@ class Interactions:
             h.update(np.ascontiguousarray(a).tobytes())
 
 
-def pair_keys(users: np.ndarray, items: np.ndarray, num_items: int) -> np.ndarray:
-    """One int64 key per (user, item) pair, ``user * num_items + item``: equal keys are equal
-    pairs and sorting keys sorts by user, then item."""
-    width = max(int(num_items), 1)
-    if users.size and (int(users.max()) + 1) * width >= 2**63:
-        raise OverflowError(f"pair keys overflow int64 with {int(users.max()) + 1} users x "
-                            f"{width} items")
-    return users.astype(np.int64) * width + items
+def hold_out_pairs(inter: Interactions, num_items: int, frac: float,
+                   seed: int) -> tuple[Interactions, Interactions]:
+    """(kept, held out): a seeded ``frac`` of the distinct (user, item) pairs held out, with
+    every interaction of a held-out pair (the validation split of stages and ``train``)."""
+    key = pair_keys(inter.users, inter.items, num_items)
+    uniq = np.unique(key)
+    rng = np.random.default_rng(seed)
+    held = np.isin(key, rng.choice(uniq, int(round(frac * uniq.size)), replace=False))
+    return inter.subset(~held), inter.subset(held)
 
 
 @dataclass

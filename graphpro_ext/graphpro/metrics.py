@@ -14,6 +14,7 @@ import torch
 from graphpro_ext.graph import build_history
 
 from . import backend
+from .data import pair_keys
 
 __all__ = ["EvalSet", "make_eval_set", "rank_metrics", "evaluate"]
 
@@ -41,10 +42,11 @@ def make_eval_set(test_users, test_items, hist_users, hist_items, num_users: int
     hist_rowptr, hist_cols = build_history(np.asarray(hist_users, np.int64),
                                            np.asarray(hist_items, np.int64), num_users)
     width = int(max(np.max(test_items, initial=0), np.max(hist_items, initial=0))) + 1
-    key = np.unique(np.asarray(test_users, np.int64) * width + np.asarray(test_items, np.int64))
+    key = np.unique(pair_keys(np.asarray(test_users, np.int64),
+                              np.asarray(test_items, np.int64), width))
     hrp = hist_rowptr.numpy()
-    hist_key = np.repeat(np.arange(num_users, dtype=np.int64), np.diff(hrp)) * width + \
-        hist_cols.numpy().astype(np.int64)
+    hist_key = pair_keys(np.repeat(np.arange(num_users, dtype=np.int64), np.diff(hrp)),
+                         hist_cols.numpy().astype(np.int64), width)
     seen = np.isin(key, hist_key)
     seen_share = float(seen.mean()) if key.size else 0.0
     if drop_seen:
@@ -71,8 +73,8 @@ def rank_metrics(topk_ids: np.ndarray, test_rowptr: np.ndarray, test_items: np.n
     b = ids.shape[0]
     n_test = np.diff(test_rowptr)
     width = int(max(ids.max(initial=0), test_items.max(initial=0))) + 2
-    test_key = np.repeat(np.arange(b, dtype=np.int64), n_test) * width + test_items
-    q = np.arange(b, dtype=np.int64)[:, None] * width + np.where(ids < 0, width - 1, ids)
+    test_key = pair_keys(np.repeat(np.arange(b, dtype=np.int64), n_test), test_items, width)
+    q = pair_keys(np.arange(b, dtype=np.int64)[:, None], np.where(ids < 0, width - 1, ids), width)
     pos = np.minimum(np.searchsorted(test_key, q), max(test_key.size - 1, 0))
     hits = (test_key[pos] == q) if test_key.size else np.zeros(q.shape, bool)
     discount = 1.0 / np.log2(np.arange(2, k + 2))

@@ -112,36 +112,28 @@ def collect_checkpoints(out: str, k: int = 20) -> dict:
     """Results of a (possibly still running or interrupted) run, rebuilt from OUT/ckpt: every
     finished pre-training and stage; a method with missing stages gets ``complete: false`` and
     no average."""
-    import glob
-
     import numpy as np
 
-    from .checkpoint import load_checkpoint
+    from .checkpoint import CheckpointLayout, load_checkpoint
     from .errors import RunDirError
 
-    ckpt = os.path.join(out, "ckpt")
-    cfg_path = os.path.join(ckpt, "config.json")
-    if not os.path.exists(cfg_path):
-        raise RunDirError(f"{cfg_path}: no checkpoints of a run here")
+    layout = CheckpointLayout(out)
     try:
-        with open(cfg_path) as f:
-            cfg = json.load(f)
+        cfg = layout.read_config()
     except (OSError, ValueError) as e:
-        raise RunDirError(f"{cfg_path}: unreadable ({e})") from None
+        raise RunDirError(f"{layout.config}: unreadable ({e})") from None
+    if cfg is None:
+        raise RunDirError(f"{layout.config}: no checkpoints of a run here")
     res = {"dataset": cfg.get("dataset"), "partial": True, "hyperparameters": cfg,
            "protocol": {"select_on": cfg.get("select_on"), "val_frac": cfg.get("val_frac"),
                         "drop_seen_test_pairs": cfg.get("drop_seen_test_pairs")},
            "backend": "see log.txt", "pretrain": {}, "methods": {}}
-    for p in sorted(glob.glob(os.path.join(ckpt, "pretrain_*.pt"))):
-        if p.endswith(".partial.pt"):
-            continue
-        kind = os.path.basename(p)[len("pretrain_"):-3]
+    for kind, p in layout.finished_pretrainings().items():
         res["pretrain"][kind] = load_checkpoint(p, f"{kind} pre-training", "cpu")["summary"]
     shares, found = {}, {}
     for m in cfg.get("methods", []):
         stages = [load_checkpoint(p, f"{m} {os.path.basename(p)[:-3]}")
-                  for p in glob.glob(os.path.join(ckpt, m, "stage_*.pt"))
-                  if not p.endswith(".partial.pt")]
+                  for p in layout.finished_stages(m)]
         if stages:
             found[m] = sorted(stages, key=lambda s: s["stage"])
     # the stage count is not in config.json: take the largest stage any method reached

@@ -14,7 +14,6 @@ import math
 import os
 import sys
 import time
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,14 +21,16 @@ import torch
 from tqdm import tqdm
 
 from . import backend
-from .checkpoint import load_checkpoint, save_atomic
+from .checkpoint import load_checkpoint
 from .errors import TrainingDiverged
 from .metrics import EvalSet, evaluate
-from .model import EmbeddingModel
+from .models import Model
+from .runtime import derive_seed, maybe_fail, save_atomic
 
 log = logging.getLogger("graphpro")
 
-__all__ = ["TrainConfig", "fit", "derive_seed", "save_atomic", "maybe_fail"]
+# derive_seed, save_atomic and maybe_fail live in runtime; re-exported for older imports
+__all__ = ["TrainConfig", "fit", "evaluate_model", "derive_seed", "save_atomic", "maybe_fail"]
 
 
 @dataclass
@@ -47,26 +48,19 @@ class TrainConfig:
     seed: int = 2023
 
 
-def derive_seed(*parts) -> int:
-    """A 63-bit seed from ints and strings (strings hashed with crc32, stable across runs)."""
-    ints = [zlib.crc32(p.encode()) if isinstance(p, str) else int(p) for p in parts]
-    return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0] >> np.uint64(1))
+def evaluate_model(model: Model, graph, es: EvalSet, k: int, eval_batch: int) -> dict:
+    """Recall/NDCG@k on ``es`` of the model's final embeddings over ``graph`` (eval mode, no
+    grad): how every epoch, every stage and ``graphpro train`` test a model."""
+    model.eval()
+    with torch.no_grad():
+        return evaluate(model(graph), graph.num_users, es, k, eval_batch)
 
 
-def maybe_fail(tag: str) -> None:
-    """Test hook: ``GRAPHPRO_FAIL_AT=<tag>`` ends the process abruptly (like kill -9: no
-    cleanup, no exception handlers) right after the checkpoint point named ``tag``."""
-    if os.environ.get("GRAPHPRO_FAIL_AT") == tag:
-        sys.stderr.write(f"GRAPHPRO_FAIL_AT={tag}: simulated crash\n")
-        sys.stderr.flush()
-        os._exit(75)
+def _clone_state(model: Model) -> dict:
+    return {k: v.detach().clone() for k, v in model.checkpoint_state().items()}
 
 
-def _clone_state(model: torch.nn.Module) -> dict:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def fit(model: EmbeddingModel, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
+def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         select: EvalSet, cfg: TrainConfig, tag: str, ckpt_path: str | None = None,
         resume: bool = False) -> dict:
     """Train ``model`` with BPR on ``graph``'s interactions; choose the epoch with the best
@@ -97,7 +91,7 @@ def fit(model: EmbeddingModel, graph, neg_hist: tuple[torch.Tensor, torch.Tensor
           "history": [], "train_s": 0.0, "eval_s": 0.0, "best_state": None}
     if resume and ckpt_path and os.path.exists(ckpt_path):
         saved = load_checkpoint(ckpt_path, f"{tag} from its start", dev)
-        model.load_state_dict(saved["model"])
+        model.restore(saved["model"])
         opt.load_state_dict(saved["optim"])
         st = saved["state"]
         log.info(f"[{tag}] resumed from {ckpt_path} after epoch {st['epoch']}")
@@ -128,9 +122,7 @@ def fit(model: EmbeddingModel, graph, neg_hist: tuple[torch.Tensor, torch.Tensor
             opt.step()
             total += lv * idx.numel()
         t1 = time.perf_counter()
-        model.eval()
-        with torch.no_grad():
-            metrics = evaluate(model(graph), nu, select, k, cfg.eval_batch)
+        metrics = evaluate_model(model, graph, select, k, cfg.eval_batch)
         t2 = time.perf_counter()
         st["train_s"] += t1 - t0
         st["eval_s"] += t2 - t1
@@ -150,12 +142,12 @@ def fit(model: EmbeddingModel, graph, neg_hist: tuple[torch.Tensor, torch.Tensor
                  + ("  *" if st["best_epoch"] == epoch else ""))
         bar.update(1)
         if ckpt_path and cfg.ckpt_every and st["epoch"] % cfg.ckpt_every == 0:
-            save_atomic({"model": model.state_dict(), "optim": opt.state_dict(), "state": st},
+            save_atomic({"model": model.checkpoint_state(), "optim": opt.state_dict(), "state": st},
                         ckpt_path)
         maybe_fail(f"{tag}/epoch{epoch + 1}")
     bar.close()
     if st["best_state"] is not None:
-        model.load_state_dict(st["best_state"])
+        model.restore(st["best_state"])
     return {"best_epoch": st["best_epoch"], "epochs_run": st["epoch"],
             "select": st["best_metrics"], "history": st["history"],
             "train_s": st["train_s"], "eval_s": st["eval_s"],

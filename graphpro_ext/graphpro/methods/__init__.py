@@ -1,0 +1,34 @@
+"""The methods, found by name: ``METHODS`` maps every ``--methods`` name to its spec, and
+``KINDS`` each spec's kind to the module that starts its stages. A new method is one line in
+``METHODS`` (a new kind: one module plus one line in ``KINDS``)."""
+
+from __future__ import annotations
+
+from .base import Method, MethodSpec, StageStart
+from .finetune import Finetune
+from .full import Full
+from .graphpro import GraphPro
+
+__all__ = ["METHODS", "KINDS", "PRETRAININGS", "Method", "MethodSpec", "StageStart", "kind_of"]
+
+KINDS: dict[str, Method] = {"graphpro": GraphPro(), "finetune": Finetune(), "full": Full()}
+
+METHODS: dict[str, MethodSpec] = {
+    "graphpro": MethodSpec("graphpro", pretrain="graphpro", prompt=True, gate=True, iu=True),
+    "graphpro-PT": MethodSpec("graphpro", pretrain="graphpro", prompt=False, gate=True, iu=True),
+    "graphpro-GT": MethodSpec("graphpro", pretrain="graphpro", prompt=True, gate=False, iu=True),
+    "graphpro-IU": MethodSpec("graphpro", pretrain="graphpro", prompt=True, gate=True, iu=False),
+    "graphpro-TE": MethodSpec("graphpro", pretrain="lightgcn", prompt=True, gate=True, iu=True),
+    "finetune": MethodSpec("finetune", pretrain="lightgcn"),
+    "full": MethodSpec("full", pretrain=None),
+}
+
+# The pre-trainings methods start from: kind -> (backbone, temporal prompt while pre-training).
+PRETRAININGS: dict[str, dict] = {
+    "graphpro": dict(model="lightgcn", temporal=True),
+    "lightgcn": dict(model="lightgcn", temporal=False),
+}
+
+
+def kind_of(spec: MethodSpec) -> Method:
+    return KINDS[spec.kind]

@@ -1,0 +1,70 @@
+"""The interface every recommendation backbone implements, and the BPR objective they share.
+
+What the trainer needs of a model, and nothing more:
+
+* ``ego(rows)``: layer-0 embeddings (after any learned input transform, e.g. GraphPro's gate);
+* ``forward(graph, keep_prob, seed)``: final embeddings of every node over ``graph`` [N, d]
+  (what evaluation ranks with);
+* ``batch_loss(graph, users, pos, neg, keep_prob, seed, weight_decay, mode)``: the BPR loss of a
+  batch (how it propagates is the model's business, with ``self.planner``'s help);
+* ``table()``: the ego-embedding table a later stage starts from (``x_<n>.pt``);
+* ``checkpoint_state()`` / ``restore(state)``: everything needed to resume mid-phase or to go
+  back to the best epoch (the default is the module's ``state_dict``).
+
+A model is built by name from ``graphpro_ext.graphpro.models.MODELS`` with its starting table
+``x`` [U+I, d] (users first) and ``init_table`` draws a fresh one.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from graphpro_ext.graph import TemporalGraph
+
+__all__ = ["Model", "bpr_loss", "xavier_embeddings"]
+
+
+def xavier_embeddings(num_users: int, num_items: int, dim: int, generator: torch.Generator):
+    """Users and items initialised as two xavier-uniform tables (as the reference code does:
+    the bound depends on each table's own size)."""
+    def table(n):
+        bound = (6.0 / (n + dim)) ** 0.5
+        return (torch.rand(n, dim, generator=generator) * 2 - 1) * bound
+    return torch.cat([table(num_users), table(num_items)])
+
+
+def bpr_loss(u, i, j, ego_rows, weight_decay: float) -> torch.Tensor:
+    """``mean -log(1e-10 + sigmoid(u.i - u.j))`` plus ``wd/2 * (|u|^2+|i|^2+|j|^2) / B`` on the
+    un-gated ego rows of the batch (the reference's regulariser)."""
+    rec = -torch.log(1e-10 + torch.sigmoid((u * i).sum(1) - (u * j).sum(1))).mean()
+    return rec + weight_decay * 0.5 * ego_rows.pow(2).sum() / u.shape[0]
+
+
+class Model(nn.Module):
+    """Base class of the backbones: see the module docstring for the contract."""
+
+    @staticmethod
+    def init_table(num_users: int, num_items: int, dim: int,
+                   generator: torch.Generator) -> torch.Tensor:
+        """A fresh starting table [U+I, d] (xavier-uniform unless a backbone says otherwise)."""
+        return xavier_embeddings(num_users, num_items, dim, generator)
+
+    def ego(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, graph: TemporalGraph, keep_prob: float = 1.0, seed: int = 0):
+        raise NotImplementedError
+
+    def batch_loss(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
+                   weight_decay: float, mode: str = "auto") -> torch.Tensor:
+        raise NotImplementedError
+
+    def table(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def checkpoint_state(self) -> dict:
+        return self.state_dict()
+
+    def restore(self, state: dict) -> None:
+        self.load_state_dict(state)

@@ -1,0 +1,50 @@
+"""What every phase of a run shares with the process around it: seeds derived from names, the
+atomic file write, and the crash hook the resume tests use.
+
+Kept apart so that a distributed launcher (one process per rank) has one place to make these
+rank-aware: every rank derives the same random choices from (seed, phase, epoch, batch), and only
+one rank writes shared files.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+
+import numpy as np
+import torch
+
+__all__ = ["derive_seed", "save_atomic", "maybe_fail"]
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from ints and strings (strings hashed with crc32, stable across runs)."""
+    ints = [zlib.crc32(p.encode()) if isinstance(p, str) else int(p) for p in parts]
+    return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def save_atomic(obj, path: str) -> None:
+    """torch.save to a temp file, fsync, then rename: a crash leaves the old file or the new one;
+    a failed write (full disk) removes its temp file and leaves the old file in place."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def maybe_fail(tag: str) -> None:
+    """Test hook: ``GRAPHPRO_FAIL_AT=<tag>`` ends the process abruptly (like kill -9: no
+    cleanup, no exception handlers) right after the checkpoint point named ``tag``."""
+    if os.environ.get("GRAPHPRO_FAIL_AT") == tag:
+        sys.stderr.write(f"GRAPHPRO_FAIL_AT={tag}: simulated crash\n")
+        sys.stderr.flush()
+        os._exit(75)
