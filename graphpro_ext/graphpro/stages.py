@@ -221,7 +221,6 @@ class Runner:
         t0 = time.perf_counter()
         spec, cfg = METHODS[method], self.cfg
         kind = kind_of(spec)
-        self.split(n)
         test = self.test_set(n)
         select = self.select_set(n, test)
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "stage-init", method, n))
