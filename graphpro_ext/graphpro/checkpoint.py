@@ -33,9 +33,14 @@ CKPT_DIR = "ckpt"  # under the run folder
 class CheckpointLayout:
     """Paths of every checkpoint of the run folder ``out``, and the listings ``report`` needs."""
 
-    def __init__(self, out: str):
+    def __init__(self, out: str, shard=None):
         self.out = out
         self.root = os.path.join(out, CKPT_DIR)
+        # Finished phases hold full tables (any world size reads them); mid-phase checkpoints
+        # hold one rank's columns and Adam state, so a sharded run names them per rank.
+        sharded = shard is not None and shard.world > 1
+        self._partial = (f".partial.r{shard.rank}of{shard.world}.pt" if sharded
+                         else ".partial.pt")
 
     def path(self, *parts) -> str:
         return os.path.join(self.root, *parts)
@@ -45,10 +50,10 @@ class CheckpointLayout:
         return self.path("config.json")
 
     def pretrain(self, kind: str, partial: bool = False) -> str:
-        return self.path(f"pretrain_{kind}" + (".partial.pt" if partial else ".pt"))
+        return self.path(f"pretrain_{kind}" + (self._partial if partial else ".pt"))
 
     def stage(self, method: str, n: int, partial: bool = False) -> str:
-        return self.path(method, f"stage_{n}" + (".partial.pt" if partial else ".pt"))
+        return self.path(method, f"stage_{n}" + (self._partial if partial else ".pt"))
 
     def table(self, method: str, n: int) -> str:
         return self.path(method, f"x_{n}.pt")
@@ -74,14 +79,26 @@ class CheckpointLayout:
         """kind -> path of every finished pre-training, sorted by path."""
         out = {}
         for p in sorted(glob.glob(self.path("pretrain_*.pt"))):
-            if not p.endswith(".partial.pt"):
+            if ".partial." not in os.path.basename(p):
                 out[os.path.basename(p)[len("pretrain_"):-3]] = p
         return out
 
     def finished_stages(self, method: str) -> list[str]:
         """Paths of ``method``'s finished stages (in directory order)."""
         return [p for p in glob.glob(self.path(method, "stage_*.pt"))
-                if not p.endswith(".partial.pt")]
+                if ".partial." not in os.path.basename(p)]
+
+    def remove_partials(self, final: str) -> None:
+        """Every mid-phase checkpoint of the phase whose finished file is ``final``, whatever
+        world size wrote it (called once the phase is finished)."""
+        for p in glob.glob(final[:-len(".pt")] + ".partial*.pt"):
+            self.remove(p)
+
+    def other_partials(self) -> list[str]:
+        """Mid-phase checkpoints written by another world size (ignored: their phase restarts;
+        finished phases are read whatever the world size)."""
+        found = glob.glob(self.path("*.partial*.pt")) + glob.glob(self.path("*", "*.partial*.pt"))
+        return sorted(p for p in found if not p.endswith(self._partial))
 
 
 def non_finite(obj, where: str = "") -> str | None:

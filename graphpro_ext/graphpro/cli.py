@@ -279,9 +279,11 @@ def resolve(args: argparse.Namespace) -> dict:
 _LOG_FILE: str | None = None
 
 
-def _setup_logging(out: str) -> None:
+def _setup_logging(out: str, rank: int = 0) -> None:
+    """Rank 0 logs to the terminal and OUT/log.txt; other ranks only their warnings and errors,
+    to the terminal."""
     global _LOG_FILE
-    log.setLevel(logging.INFO)
+    log.setLevel(logging.INFO if rank == 0 else logging.WARNING)
     log.handlers.clear()
     log.propagate = False
 
@@ -289,9 +291,10 @@ def _setup_logging(out: str) -> None:
         def emit(self, record):
             tqdm.write(self.format(record), file=sys.stderr)
 
-    fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
-    _LOG_FILE = os.path.join(out, "log.txt")
-    for h in (_TqdmHandler(), logging.FileHandler(_LOG_FILE)):
+    fmt = logging.Formatter("%(asctime)s %(message)s" if rank == 0 else
+                            f"%(asctime)s [rank {rank}] %(message)s", "%H:%M:%S")
+    _LOG_FILE = os.path.join(out, "log.txt") if rank == 0 else None
+    for h in (_TqdmHandler(),) + ((logging.FileHandler(_LOG_FILE),) if _LOG_FILE else ()):
         h.setFormatter(fmt)
         log.addHandler(h)
 
@@ -401,7 +404,7 @@ def _start_writing(rd, args) -> None:
             log.info(f"--overwrite: removed the previous run's {', '.join(gone)}")
 
 
-def _cmd_dynamic(args, hp, rd) -> int:
+def _cmd_dynamic(args, hp, rd, shard) -> int:
     from .checkpoint import CheckpointLayout
     from .data import save_id_map
     from .report import write_reports
@@ -433,10 +436,13 @@ def _cmd_dynamic(args, hp, rd) -> int:
                     drop_seen_test_pairs=args.drop_seen_test_pairs, device=args.device,
                     seed=hp["seed"], pretrain_train=pre_cfg, stage_train=stage_cfg)
     t0 = time.perf_counter()
-    runner = Runner(data, cfg)
-    _start_writing(rd, args)
+    runner = Runner(data, cfg, shard)
+    if shard.rank == 0:
+        _start_writing(rd, args)
+    if shard.sharded:  # the other ranks read OUT only once rank 0 has prepared it
+        torch.distributed.barrier()
     runner.check_config()  # refuses other configurations / other data before anything runs
-    if mapping is not None:
+    if mapping is not None and shard.rank == 0:
         save_id_map(mapping, os.path.join(args.out, "id_map.json"))
         log.info(f"id mapping saved to {os.path.join(args.out, 'id_map.json')}")
     phases = ("pretrain",) if args.command == "pretrain" else ("pretrain", "stages")
@@ -455,7 +461,12 @@ def _cmd_dynamic(args, hp, rd) -> int:
                                           "appear in earlier snapshots)"},
                "hyperparameters": hp, "num_users": data.num_users,
                "num_items": data.num_items, "data_fingerprint": data.fingerprint(),
-               "device": args.device, "wall_s": wall, **res}
+               "device": args.device, "wall_s": wall,
+               "distributed": {"world_size": shard.world, "backend": _backend_of(shard),
+                               "sharding": "embedding columns" if shard.sharded else None},
+               **res}
+    if shard.rank != 0:
+        return 0
     write_reports(results, args.out, hp["topk"])
     k = hp["topk"]
     for m, v in res["methods"].items():
@@ -533,7 +544,14 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+def _backend_of(shard) -> str | None:
+    return torch.distributed.get_backend() if shard.sharded else None
+
+
 def _run(args) -> int:
+    import contextlib
+
+    from .distributed import init_from_env
     from .rundir import RunDir
 
     if args.command == "synth":
@@ -542,10 +560,25 @@ def _run(args) -> int:
         return _cmd_report(args)
     hp = resolve(args)
     _check_device(args.device)
-    with RunDir(args.out) as rd:
-        _setup_logging(args.out)
+    shard = init_from_env(args.device)  # torchrun: this rank's embedding columns
+    if shard.sharded and args.command == "train":
+        raise ConfigError("graphpro train runs in one process; launch run/pretrain/finetune "
+                          "with torchrun for column-sharded training")
+    try:
+        return _run_locked(args, hp, shard, RunDir(args.out) if shard.rank == 0 else
+                           contextlib.nullcontext())
+    finally:
+        if shard.sharded and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _run_locked(args, hp, shard, lock) -> int:
+    """The run under rank 0's lock on OUT (other ranks write only their own checkpoints)."""
+    with lock as rd:
+        _setup_logging(args.out, shard.rank)
         try:
-            _prepare_out(rd, args)
+            if shard.rank == 0:
+                _prepare_out(rd, args)
             if args.threads:
                 torch.set_num_threads(args.threads)
             torch.manual_seed(hp["seed"])
@@ -555,10 +588,12 @@ def _run(args) -> int:
                 backend.use(args.ops)
             log.info(f"graphpro {args.command}: preset {hp['preset']}, ops "
                      f"{backend.backend_name()}, device {args.device}, "
-                     f"{torch.get_num_threads()} threads")
+                     f"{torch.get_num_threads()} threads"
+                     + (f", {shard.world} ranks ({_backend_of(shard)}), embedding columns "
+                        "sharded" if shard.sharded else ""))
             if args.command == "train":
                 return _cmd_train(args, hp, rd)
-            return _cmd_dynamic(args, hp, rd)
+            return _cmd_dynamic(args, hp, rd, shard)
         except BaseException as e:
             _note_traceback(e)
             raise

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+import torch.distributed
 from tqdm import tqdm
 
 from graphpro_ext.graph import TemporalGraph
@@ -26,6 +27,7 @@ from graphpro_ext.graph import TemporalGraph
 from . import backend, models
 from .checkpoint import CheckpointLayout, load_checkpoint
 from .data import Interactions, SnapshotData, hold_out_pairs, pair_keys
+from .distributed import Shard
 from .errors import ConfigError
 from .methods import METHODS, PRETRAININGS, kind_of
 from .methods import graphpro as _graphpro
@@ -80,7 +82,7 @@ def _result_relevant(proto: dict) -> dict:
 class Runner:
     """Runs phases and stages for one dataset and configuration, with checkpoints in OUT/ckpt."""
 
-    def __init__(self, data: SnapshotData, cfg: RunConfig):
+    def __init__(self, data: SnapshotData, cfg: RunConfig, shard: Shard | None = None):
         if data.num_stages < 1:
             raise ConfigError("need at least 2 snapshots (fine-tune + one test)")
         unknown = [m for m in cfg.methods if m not in METHODS]
@@ -92,7 +94,10 @@ class Runner:
             raise ConfigError("--select-on val needs 0 < --val-frac < 1")
         self.data, self.cfg = data, cfg
         self.dev = torch.device(cfg.device)
-        self.layout = CheckpointLayout(cfg.out)
+        # column sharding (torchrun): every rank runs this same loop on its columns; rank 0
+        # alone writes the shared files, each rank its own mid-phase checkpoints
+        self.shard = shard or Shard.single()
+        self.layout = CheckpointLayout(cfg.out, self.shard)
         self.ckpt = self.layout.root
         self.nu, self.ni = data.num_users, data.num_items
         self._splits: dict[int, tuple[Interactions, Interactions]] = {}
@@ -165,7 +170,19 @@ class Runner:
                 raise ConfigError(f"{path}: checkpoints were written with a different "
                                  f"configuration (differs in {diff}); use another --out or "
                                  "run without --resume")
-        self.layout.write_config(proto)
+        self._shared(self.layout.write_config, proto)
+        other = self.layout.other_partials()
+        if other and self.shard.rank == 0 and not getattr(self, "_warned_partials", False):
+            self._warned_partials = True
+            log.warning(f"ignoring {len(other)} mid-phase checkpoint(s) of another world size "
+                        f"(e.g. {other[0]}); those phases restart")
+
+    def _shared(self, write, *args) -> None:
+        """A write to a file every rank reads: rank 0 does it, the others wait for it."""
+        if self.shard.rank == 0:
+            write(*args)
+        if self.shard.sharded:
+            torch.distributed.barrier()
 
     def load_table(self, method: str, n: int) -> torch.Tensor:
         """The table ``method``'s stage n ended with (what later stages start from)."""
@@ -186,7 +203,8 @@ class Runner:
         gen = torch.Generator().manual_seed(derive_seed(self.cfg.seed, "init", kind))
         x = models.model_class(how["model"]).init_table(self.nu, self.ni, self.cfg.dim, gen)
         tw = self.cfg.time_weight if how["temporal"] else 0.0
-        model = models.build(how["model"], x.to(self.dev), self.cfg.layers, tw)
+        model = models.build(how["model"], x.to(self.dev), self.cfg.layers, tw,
+                             shard=self.shard).to(self.dev)
         first, pre = self.data.snapshots[0], self.data.pretrain
         select = make_eval_set(first.users, first.items, pre.users, pre.items, self.nu,
                                max_users=self.cfg.pretrain_val_users,
@@ -198,8 +216,8 @@ class Runner:
                       f"pretrain-{kind}", self.layout.pretrain(kind, partial=True), resume=True)
         summary["wall_s"] = time.perf_counter() - t0
         res = {"x": model.table(), "summary": summary}
-        save_atomic(res, path)
-        self.layout.remove(self.layout.pretrain(kind, partial=True))
+        self._shared(save_atomic, res, path)
+        self._shared(self.layout.remove_partials, path)
         maybe_fail(f"pretrain-{kind}/done")
         return res
 
@@ -240,12 +258,12 @@ class Runner:
                  f"{res['wall_s']:.1f}s)")
         keep = kind.tables_kept(spec, cfg)
         if keep:  # later stages start from these embeddings
-            save_atomic(model.table(), self.layout.table(method, n))
-        save_atomic(res, path)
-        self.layout.remove(self.layout.stage(method, n, partial=True))
+            self._shared(save_atomic, model.table(), self.layout.table(method, n))
+        self._shared(save_atomic, res, path)
+        self._shared(self.layout.remove_partials, path)
         if keep:
             # only now: a crash before stage_n.pt exists recomputes stage n, which reads these
-            self.layout.remove(self.layout.table(method, n - keep))
+            self._shared(self.layout.remove, self.layout.table(method, n - keep))
         maybe_fail(f"{method}/stage{n}/done")
         return res
 

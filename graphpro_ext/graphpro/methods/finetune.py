@@ -13,8 +13,8 @@ class Finetune(Method):
         cfg = runner.cfg
         x0 = pretrained[spec.pretrain]["x"] if n == 1 else runner.load_table(name, n - 1)
         g, neg_hist = snapshot_start(runner, n)
-        return StageStart(new_model(spec.model, x0, cfg, 0.0, runner.dev), g, neg_hist,
-                          cfg.stage_train)
+        return StageStart(new_model(spec.model, x0, cfg, 0.0, runner.dev, shard=runner.shard),
+                          g, neg_hist, cfg.stage_train)
 
     def tables_kept(self, spec, cfg) -> int:
         return 1

@@ -100,7 +100,7 @@ class GraphPro(Method):
         x0 = prompt_embeddings(runner, n, start) if spec.prompt else start
         g, neg_hist = snapshot_start(runner, n)
         model = new_model(spec.model, x0, cfg, cfg.time_weight, runner.dev, gate=spec.gate,
-                          generator=gen)
+                          generator=gen, shard=runner.shard)
         return StageStart(model, g, neg_hist, cfg.stage_train)
 
     def tables_kept(self, spec, cfg) -> int:

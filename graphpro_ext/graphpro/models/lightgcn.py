@@ -13,6 +13,7 @@ from torch import nn
 from graphpro_ext.graph import TemporalGraph
 
 from .. import backend
+from .. import distributed as dist_cols
 from ..planning import DEFAULT, BatchPlanner
 from .base import Model, bpr_loss
 
@@ -44,21 +45,29 @@ class _GatherRows(torch.autograd.Function):
 
 
 class EmbeddingModel(Model):
-    """Ego embeddings (+ optional learnable gate) propagated over a graph."""
+    """Ego embeddings (+ optional learnable gate) propagated over a graph.
+
+    With a sharded ``shard`` (``distributed``) the model holds only its rank's columns of the
+    table and of the gate's W and b (all drawn in full first, so every P draws the same values);
+    propagation is column-local, the gate gathers the full rows it mixes, the BPR scores are
+    all-reduced, and ``forward``/``table`` return full gathered tensors."""
 
     def __init__(self, x: torch.Tensor, num_layers: int, time_weight: float,
                  gate: bool = False, generator: torch.Generator | None = None,
-                 planner: BatchPlanner | None = None):
+                 planner: BatchPlanner | None = None, shard: dist_cols.Shard | None = None):
         super().__init__()
-        self.x = nn.Parameter(x.clone())
+        self.shard = shard or dist_cols.Shard.single()
+        self.dim = x.shape[1]
+        self.x = nn.Parameter(self.shard.local(x) if self.shard.sharded else x.clone())
         self.num_layers, self.time_weight = num_layers, time_weight
         self.planner = planner or DEFAULT
         if gate:  # eq. (11): X0 * sigmoid(X0 W + b), W and b xavier-initialised
-            d = x.shape[1]
-            self.gate_w = nn.Parameter((torch.rand(d, d, generator=generator) * 2 - 1)
-                                       * (6.0 / (2 * d)) ** 0.5)
-            self.gate_b = nn.Parameter((torch.rand(1, d, generator=generator) * 2 - 1)
-                                       * (6.0 / (1 + d)) ** 0.5)
+            d = self.dim
+            w = (torch.rand(d, d, generator=generator) * 2 - 1) * (6.0 / (2 * d)) ** 0.5
+            b = (torch.rand(1, d, generator=generator) * 2 - 1) * (6.0 / (1 + d)) ** 0.5
+            if self.shard.sharded:  # this rank's output columns of X0 W + b
+                w, b = self.shard.local(w), self.shard.local(b)
+            self.gate_w, self.gate_b = nn.Parameter(w.to(x)), nn.Parameter(b.to(x))
         else:
             self.gate_w = self.gate_b = None
 
@@ -67,7 +76,9 @@ class EmbeddingModel(Model):
         return self.gate(self.x if rows is None else self.x[rows])
 
     def table(self) -> torch.Tensor:
-        return self.x.detach().clone()
+        """The full ego table (gathered from every rank when sharded)."""
+        with torch.no_grad():
+            return dist_cols.all_gather_columns(self.x.detach(), self.shard, self.dim).clone()
 
     def forward(self, graph: TemporalGraph, keep_prob: float = 1.0, seed: int = 0):
         """Final embeddings of all nodes [N, d]."""
@@ -75,12 +86,13 @@ class EmbeddingModel(Model):
         e = self.ego()
         h = backend.lightgcn(cg.sub, e[cg.glob], self.num_layers, self.time_weight, keep_prob,
                              seed)
-        return e.index_copy(0, cg.glob, h)
+        return dist_cols.all_gather_columns(e.index_copy(0, cg.glob, h), self.shard, self.dim)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         if self.gate_w is None:
             return x
-        return x * torch.sigmoid(x @ self.gate_w + self.gate_b)
+        full = dist_cols.all_gather_columns(x, self.shard, self.dim)  # X0 W mixes columns
+        return x * torch.sigmoid(full @ self.gate_w + self.gate_b)
 
     def batch_loss(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
                    weight_decay: float, mode: str = "auto") -> torch.Tensor:
@@ -109,4 +121,7 @@ class EmbeddingModel(Model):
                                  keep_prob, seed)
             loc = cg.local[rows]
             e = torch.where((loc >= 0).unsqueeze(1), h[loc.clamp(min=0)], self.gate(ego))
+        if self.shard.sharded:  # partial scores and L2 term all-reduced over the ranks
+            return dist_cols.bpr_loss(e[:b], e[b:2 * b], e[2 * b:], ego, weight_decay,
+                                      self.shard)
         return bpr_loss(e[:b], e[b:2 * b], e[2 * b:], ego, weight_decay)
