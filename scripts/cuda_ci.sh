@@ -72,8 +72,9 @@ if [[ -n "${CUDA_CI_VENV:-}" ]]; then
 else
   VENV="$WORK/venv"
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --no-deps "$TORCH_CUDA_SPEC"
-  "$VENV/bin/pip" install -q "${TORCH_CUDA_DEPS[@]}" "${OTHER_DEPS[@]}"
+  { "$VENV/bin/pip" install -q --no-deps "$TORCH_CUDA_SPEC" &&
+    "$VENV/bin/pip" install -q "${TORCH_CUDA_DEPS[@]}" "${OTHER_DEPS[@]}"; } >"$WORK/pip.log" 2>&1 \
+    || { grep -v "^WARNING: Location" "$WORK/pip.log" | tail -30; fail "installing the venv failed"; }
 fi
 PY="$VENV/bin/python"
 "$PY" -c "import torch, sys; v = torch.version.cuda; print('torch', torch.__version__, 'CUDA', v); sys.exit(v is None)" \
@@ -89,7 +90,7 @@ if "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
 elif GRAPHPRO_CUDA_ARCHS=native "$VENV/bin/cmake" "${cmake_args[@]}" -B "$WORK/native" \
       >"$WORK/native.log" 2>&1; then
   cat "$WORK/native.log"; fail "GRAPHPRO_CUDA_ARCHS=native configured on a machine without a GPU"
-elif ! grep -q "torch sees no GPU" "$WORK/native.log"; then
+elif ! tr -s ' \n' '  ' <"$WORK/native.log" | grep -q "torch sees no GPU"; then  # CMake wraps lines
   cat "$WORK/native.log"; fail "native without a GPU failed, but not with graphpro_ext's message"
 else
   grep -A3 "CMake Error" "$WORK/native.log" | head -6
