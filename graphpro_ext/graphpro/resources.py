@@ -28,7 +28,20 @@ _TABLES = 8
 _PER_INTERACTION = 96
 # [3B, d] fp32 rows alive per training step (gathered rows, gated rows, their gradients).
 _BATCH_ROWS = 5
-_RUNTIME = 350 << 20  # torch and the Python process itself
+_RUNTIME = 350 << 20  # torch and the Python process itself, at least
+
+
+def _runtime_bytes() -> int:
+    """What the process holds already (a CUDA build of torch alone holds more than a CPU one)
+    plus headroom, never below ``_RUNTIME``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return max(_RUNTIME, int(line.split()[1]) * 1024 + (64 << 20))
+    except (OSError, ValueError):
+        pass
+    return _RUNTIME
 
 
 def estimate_bytes(num_users: int, num_items: int, dim: int, interactions: int,
@@ -39,7 +52,7 @@ def estimate_bytes(num_users: int, num_items: int, dim: int, interactions: int,
     batch = 3 * int(batch_size) * int(dim) * 4 * _BATCH_ROWS
     # one [eval_batch, item chunk] score block of topk_masked, plus its top-k bookkeeping
     evaluation = int(eval_batch) * min(int(num_items), 65536) * 4 * 6 // 5
-    return tables + batch + int(interactions) * _PER_INTERACTION + evaluation + _RUNTIME
+    return tables + batch + int(interactions) * _PER_INTERACTION + evaluation + _runtime_bytes()
 
 
 def available_bytes() -> int:
