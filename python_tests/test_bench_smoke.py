@@ -96,3 +96,17 @@ def test_bytes_model_monotone(bench):
     assert bm.spmm(100, 1000, 64) > bm.spmm(100, 1000, 32) > bm.spmm(100, 100, 32)
     assert bm.lightgcn(100, 1000, 64, 3) == 3 * (bm.temporal_propagate(100, 1000, 64)
                                                    + 2 * 100 * 64 * 4)
+
+
+def test_scale_columns_smoke():
+    """benchmarks/scale_columns.py runs the trainer's step at d/P columns and prints the table."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "scale_columns.py"
+    r = subprocess.run([sys.executable, str(script), "--edges", "20000", "--rounds", "1",
+                        "--steps", "1", "--ranks", "1,2,8"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| ") and ln[2].isdigit()]
+    assert [ln.split("|")[1].strip() for ln in rows] == ["1", "2", "8"]
+    assert all(math.isfinite(float(ln.split("|")[5])) for ln in rows)
