@@ -20,7 +20,8 @@
 # Files written to OUT_DIR (at most 6, none nested, for the device tool's 8-file limit):
 #   gpu_check.log (everything printed), build.log, summary.md (summary table + bench tables),
 #   bench_graphs.csv, bench_100M.csv, pretrain.tar.gz (the run folder, checkpoints left out).
-# Env: PYTHON (python3), GPU_CHECK_ARCHS (90), JOBS (nproc), GPU_CHECK_BUDGET (510 s for the
+# Env: PYTHON (python3), GPU_CHECK_ARCHS (90), JOBS (nproc), GPU_CHECK_BUILD_LIMIT (300 s; a
+# 2-core machine needs ~600), GPU_CHECK_BUDGET (510 s for the
 # whole script; each step's own limit is cut to what is left), GRAPHPRO_AMAZON_DIR (else
 # ./shared/data/amazon, else ../shared/data/amazon), GPU_CHECK_SKIP (comma list of steps to skip:
 # tests,memcheck,bench,bench100M,pretrain).
@@ -74,7 +75,12 @@ summary() {
   {
     echo "## gpu_check $(date -u '+%Y-%m-%d %H:%M UTC') — $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1 || echo 'no nvidia-smi')"
     echo
-    echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)'), torch $("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null), archs $ARCHS, $JOBS cores, total $(( $(date +%s) - T0 )) s"
+    local commit="not a git checkout"
+    if git -C "$ROOT" rev-parse --short HEAD >/dev/null 2>&1; then
+      commit="commit $(git -C "$ROOT" rev-parse --short HEAD)"
+      git -C "$ROOT" diff --quiet HEAD 2>/dev/null || commit+=" + uncommitted changes"
+    fi
+    echo "$commit, ${TORCH_INFO:-torch ?}, archs $ARCHS, $JOBS cores, total $(( $(date +%s) - T0 )) s"
     echo
     echo "| step | status | s | note |"
     echo "|---|---|---|---|"
@@ -102,8 +108,10 @@ stop_here() {  # stop_here REASON: the remaining steps are reported as not run
 echo "== gpu_check: $(date -u '+%Y-%m-%d %H:%M:%S') UTC, $(hostname), repo $ROOT, out $OUTDIR"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv 2>&1 | head -3
 command -v nvcc >/dev/null && nvcc --version | tail -1
-"$PY" -c "import sys, torch; print('python', sys.version.split()[0], '| torch', torch.__version__, '| CUDA', torch.version.cuda, '| GPU visible', torch.cuda.is_available())" \
+TORCH_INFO=""
+TORCH_INFO="$("$PY" -c "import sys, torch; print('python', sys.version.split()[0], '| torch', torch.__version__, '| CUDA', torch.version.cuda, '| GPU visible', torch.cuda.is_available())")" \
   || { record machine FAIL 0 "$PY cannot import torch"; stop_here "no torch"; }
+echo "$TORCH_INFO"
 AMAZON=""
 for d in "${GRAPHPRO_AMAZON_DIR:-}" "$ROOT/shared/data/amazon" "$ROOT/../shared/data/amazon"; do
   [[ -n "$d" && -f "$d/fine_tune.txt" ]] && { AMAZON="$(cd "$d" && pwd)"; break; }
@@ -126,7 +134,7 @@ sys.exit(0 if info['with_cuda'] and info['cuda_archs'] == want else 'not a CUDA 
 }
 export ROOT PY ARCHS JOBS WORK OUTDIR
 export -f build
-run_step build 300 "GRAPHPRO_CUDA=ON GRAPHPRO_CUDA_ARCHS=$ARCHS, $JOBS jobs" bash -c build \
+run_step build "${GPU_CHECK_BUILD_LIMIT:-300}" "GRAPHPRO_CUDA=ON GRAPHPRO_CUDA_ARCHS=$ARCHS, $JOBS jobs" bash -c build \
   || stop_here "the build failed"
 
 if ! "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
