@@ -8,8 +8,9 @@ Graph convention: a CSR with ``rowptr`` int64 [R+1] and ``col`` int32/int64 [E],
 within each row. The *gradients* of ``temporal_propagate`` and ``lightgcn`` additionally need a
 *structurally symmetric* graph whose edge times are symmetric (t[r->c] == t[c->r]), as built by
 ``graphpro_ext.graph.TemporalGraph``: their backward rebuilds A^T from the rows of A. Their forward
-is right for any CSR; their backward checks the graph (O(E log deg) index reads) and raises a
-one-line error on any other, instead of returning a wrong gradient.
+is right for any CSR; their backward checks the graph (O(E) index reads on CPU, a binary search
+per edge on CUDA) and raises a one-line error on any other, instead of returning a wrong
+gradient.
 
 Integer arguments (``num_layers``, ``num_hops``, ``k``, ``num_items``, ``chunk_items``, ``seed``)
 must be integers (Python or numpy ints, 0-dim integer tensors; not bool, not float): anything else
