@@ -23,7 +23,7 @@ import os
 import torch
 
 from .errors import CheckpointError, shorten
-from .runtime import save_atomic
+from .runtime import save_atomic, write_text_atomic
 
 __all__ = ["CKPT_DIR", "CheckpointLayout", "save_atomic", "load_checkpoint", "non_finite"]
 
@@ -70,10 +70,7 @@ class CheckpointLayout:
             return json.load(f)
 
     def write_config(self, cfg: dict) -> None:
-        os.makedirs(self.root, exist_ok=True)
-        with open(self.config + ".tmp", "w") as f:
-            json.dump(cfg, f, indent=1)
-        os.replace(self.config + ".tmp", self.config)
+        write_text_atomic(json.dumps(cfg, indent=1), self.config)
 
     def finished_pretrainings(self) -> dict[str, str]:
         """kind -> path of every finished pre-training, sorted by path."""

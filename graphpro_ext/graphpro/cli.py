@@ -385,10 +385,14 @@ def _train_configs(hp: dict):
             TrainConfig(epochs=hp["stage_epochs"], patience=hp["stage_patience"], **common))
 
 
+def _fresh(args) -> bool:
+    """A run that starts OUT afresh (not `finetune`, which continues `pretrain`, nor --resume)."""
+    return args.command != "finetune" and not getattr(args, "resume", False)
+
+
 def _prepare_out(rd, args) -> None:
     """Refuse (before reading any data) to run over a previous run unless asked to."""
-    fresh = args.command not in ("finetune",) and not getattr(args, "resume", False)
-    if fresh and not args.overwrite:
+    if _fresh(args) and not args.overwrite:
         rd.refuse_previous_run()
     n = rd.clean_temporaries()
     if n:
@@ -397,8 +401,7 @@ def _prepare_out(rd, args) -> None:
 
 def _start_writing(rd, args) -> None:
     """Input validated: now (and only now) a fresh --overwrite run clears the previous one."""
-    fresh = args.command not in ("finetune",) and not getattr(args, "resume", False)
-    if fresh and args.overwrite:
+    if _fresh(args) and args.overwrite:
         gone = rd.remove_previous_run()
         if gone:
             log.info(f"--overwrite: removed the previous run's {', '.join(gone)}")
@@ -460,7 +463,7 @@ def _cmd_dynamic(args, hp, rd, shard) -> int:
                                           "initialisation (plus prompt propagation if they "
                                           "appear in earlier snapshots)"},
                "hyperparameters": hp, "num_users": data.num_users,
-               "num_items": data.num_items, "data_fingerprint": data.fingerprint(),
+               "num_items": data.num_items, "data_fingerprint": runner.fingerprint,
                "device": args.device, "wall_s": wall,
                "distributed": {"world_size": shard.world, "backend": _backend_of(shard),
                                "sharding": "embedding columns" if shard.sharded else None},

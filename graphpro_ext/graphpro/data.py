@@ -540,10 +540,9 @@ def load_table(path: str, pretrain_span: str, snapshot: str,
 
 def save_id_map(mapping: dict, path: str) -> None:
     """JSON {"users": [original id of 0, of 1, ...], "items": [...]}, written atomically."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(mapping, f)
-    os.replace(tmp, path)
+    from .runtime import write_text_atomic  # torch-free module: import only when writing
+
+    write_text_atomic(json.dumps(mapping), path)
 
 
 def read_static_file(path: str, skip_bad_rows: bool = False) -> tuple[Interactions, dict]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+from .runtime import write_text_atomic
+
 __all__ = ["write_reports", "write_json_atomic", "markdown", "collect_checkpoints"]
 
 
@@ -84,26 +86,13 @@ def plot(results: dict, path: str, k: int = 20) -> None:
     plt.close(fig)
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_json_atomic(obj, path: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    _write_atomic(path, json.dumps(obj, indent=1, default=float))
+    write_text_atomic(json.dumps(obj, indent=1, default=float), path)
 
 
 def write_reports(results: dict, out: str, k: int = 20) -> None:
     write_json_atomic(results, os.path.join(out, "results.json"))
-    _write_atomic(os.path.join(out, "results.md"), markdown(results, k))
+    write_text_atomic(markdown(results, k), os.path.join(out, "results.md"))
     if results.get("methods"):
         plot(results, os.path.join(out, "recall_per_stage.png"), k)
 

@@ -15,7 +15,7 @@ import zlib
 import numpy as np
 import torch
 
-__all__ = ["derive_seed", "save_atomic", "maybe_fail"]
+__all__ = ["derive_seed", "save_atomic", "write_text_atomic", "maybe_fail"]
 
 
 def derive_seed(*parts) -> int:
@@ -24,14 +24,15 @@ def derive_seed(*parts) -> int:
     return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def save_atomic(obj, path: str) -> None:
-    """torch.save to a temp file, fsync, then rename: a crash leaves the old file or the new one;
-    a failed write (full disk) removes its temp file and leaves the old file in place."""
+def _replace_atomically(path: str, write) -> None:
+    """``write(binary file)`` into a temp file, fsync, then rename over ``path``: a crash leaves
+    the old file or the new one; a failed write (full disk) removes its temp file and leaves the
+    old file in place."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -39,6 +40,16 @@ def save_atomic(obj, path: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def save_atomic(obj, path: str) -> None:
+    """``torch.save(obj)`` to ``path``, atomically."""
+    _replace_atomically(path, lambda f: torch.save(obj, f))
+
+
+def write_text_atomic(text: str, path: str) -> None:
+    """UTF-8 ``text`` to ``path``, atomically."""
+    _replace_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def maybe_fail(tag: str) -> None:

@@ -101,6 +101,8 @@ class Runner:
         self.ckpt = self.layout.root
         self.nu, self.ni = data.num_users, data.num_items
         self._splits: dict[int, tuple[Interactions, Interactions]] = {}
+        self._fingerprint: str | None = None
+        self._config_checked = False
 
     # -- data views ---------------------------------------------------------------------------
     def graph(self, inter: Interactions, tau: float) -> TemporalGraph:
@@ -147,12 +149,19 @@ class Runner:
         return out
 
     # -- checkpoints ----------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """The data's fingerprint (``SnapshotData.fingerprint``, hashed once per runner)."""
+        if self._fingerprint is None:
+            self._fingerprint = self.data.fingerprint()
+        return self._fingerprint
+
     def check_config(self) -> None:
         """Refuse to resume checkpoints written under a different configuration."""
         path = self.layout.config
         proto = json.loads(json.dumps(self.cfg.protocol()))
         proto["dataset"] = self.data.name
-        proto["data_fingerprint"] = self.data.fingerprint()
+        proto["data_fingerprint"] = self.fingerprint
         try:
             old = self.layout.read_config()
         except (OSError, ValueError) as e:
@@ -172,10 +181,10 @@ class Runner:
                                  "run without --resume")
         self._shared(self.layout.write_config, proto)
         other = self.layout.other_partials()
-        if other and self.shard.rank == 0 and not getattr(self, "_warned_partials", False):
-            self._warned_partials = True
+        if other and self.shard.rank == 0:
             log.warning(f"ignoring {len(other)} mid-phase checkpoint(s) of another world size "
                         f"(e.g. {other[0]}); those phases restart")
+        self._config_checked = True
 
     def _shared(self, write, *args) -> None:
         """A write to a file every rank reads: rank 0 does it, the others wait for it."""
@@ -270,7 +279,8 @@ class Runner:
     def run(self, phases=("pretrain", "stages")) -> dict:
         """Method by method: pre-train what it needs (once per kind), then all its stages, so
         the first method's results are complete before the next method starts."""
-        self.check_config()
+        if not self._config_checked:  # the CLI checks before anything runs
+            self.check_config()
         pretrained: dict[str, dict] = {}
         methods = {}
         k = self.cfg.stage_train.topk
