@@ -262,7 +262,7 @@ def staged(tmp_path_factory):
             for k in range(1, n):  # the tables eq. (14) may read, as they are on disk now
                 p = os.path.join(xdir, f"x_{k}.pt")
                 if os.path.exists(p):
-                    saved[k] = torch.load(p, weights_only=True)
+                    saved[k] = torch.load(p, weights_only=True)["x"]
             results[n] = r.stage("graphpro", n, pretrained)
     assert len(fits) == 3, "Runner.stage no longer calls stages.fit: update the spy"
     assert negs, "fit no longer calls backend.sample_negatives: update the spy"

@@ -1,5 +1,5 @@
-"""The ``graphpro`` command line: ``run``, ``pretrain``, ``finetune``, ``train``, ``report`` and
-``synth``.
+"""The ``graphpro`` command line: ``run``, ``pretrain``, ``finetune``, ``train``, ``report``,
+``synth``, and for serving ``recommend``, ``export`` and ``update``.
 
 Hyper-parameter defaults are the reference implementation's; ``--preset`` swaps in a dataset's
 settings (``amazon``: the README's Amazon settings plus epoch caps that fit the time budget;
@@ -37,7 +37,8 @@ REFERENCE = dict(
     time_weight=0.5, tau_pretrain=1.0, tau_finetune=1.0, window=1, sample_decay=0.05,
     epochs=300, patience=10, stage_epochs=300, stage_patience=10, seed=2023,
     interp_order="reference", select_on="val", val_frac=0.1, pretrain_val_users=3000,
-    ckpt_every=5, eval_batch=2048, topk=20, batch_graph="auto",
+    ckpt_every=5, eval_batch=2048, topk=20, batch_graph="auto", lr_rule="sqrt",
+    warmup_epochs=1.0,
 )
 PRESETS = {
     "reference": {},
@@ -124,6 +125,16 @@ def _device(text: str) -> str:
     return text
 
 
+def _batch_size(text: str):
+    if text == "auto":
+        return text
+    try:
+        return POS(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or auto, got {text!r}") \
+            from None
+
+
 def _columns(text: str) -> tuple[str, str, str]:
     cols = tuple(c.strip() for c in text.split(","))
     if len(cols) != 3 or not all(cols):
@@ -132,12 +143,22 @@ def _columns(text: str) -> tuple[str, str, str]:
 
 
 POS = _int(1)
+
+
+def _choice(text: str, choices) -> str:
+    if text not in choices:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(choices)}, got {text!r}")
+    return text
 # name, type, help; shared by every training command
 _HYPER = [
     ("dim", POS, "embedding size"),
     ("layers", _int(0, MAX_LAYERS), "propagation layers"),
     ("lr", _float(0, lo_open=True), "Adam learning rate"),
-    ("batch-size", POS, "BPR batch size"),
+    ("batch-size", _batch_size, "BPR batch size, or auto: the rule of docs/SCALE.md from the "
+     "number of training interactions"),
+    ("lr-rule", lambda t: _choice(t, ("none", "sqrt", "linear")),
+     "lr scaling above batch 2048: none | sqrt (default) | linear, lr * (B/2048)^a"),
+    ("warmup-epochs", _float(0), "linear lr warm-up (epochs) when the batch is above 2048"),
     ("weight-decay", _float(0), "L2 on ego embeddings of the batch"),
     ("edge-dropout", _float(0, 1, hi_open=True),
      "edge dropout while training (keep_prob = 1 - this), in [0, 1)"),
@@ -241,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
         _add_training(sp, dynamic=True)
         sp.add_argument("--methods", default=default_methods,
                         help=f"comma-separated, from {','.join(METHODS)}")
+        sp.add_argument("--serve", help="the method whose model is saved per stage in OUT/model "
+                                        "(default: the first of --methods)")
+        sp.add_argument("--no-final-test", action="store_true",
+                        help="also train a last stage on the newest snapshot (untested), so "
+                             "the served model has seen all data")
     sp = sub.add_parser("train", help="static LightGCN training on train.txt / test.txt")
     sp.add_argument("--train", required=True, help="LightGCN-format train file")
     sp.add_argument("--test", required=True, help="LightGCN-format test file")
@@ -250,11 +276,52 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.add_argument("--topk", type=POS, default=20)
     sp.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    _add_serving(sub)
     sp = sub.add_parser("synth", help="write the synthetic dataset as a snapshot folder")
     sp.add_argument("dir")
     _add_synthetic(sp)
     sp.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return p
+
+
+def _add_serving(sub) -> None:
+    def common(sp, stage=True):
+        sp.add_argument("--run", required=True, help="a run folder (its OUT)")
+        if stage:
+            sp.add_argument("--stage", type=_int(0),
+                            help="the model of this stage (default: the newest, OUT/model/LATEST)")
+        sp.add_argument("--threads", type=POS, help="torch CPU threads")
+        sp.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+
+    sp = sub.add_parser("recommend", help="top-k items for users, from a run's saved model")
+    common(sp)
+    sp.add_argument("--users", required=True,
+                    help="user ids: a file (one per line) or a comma-separated list")
+    sp.add_argument("--k", type=POS, default=20)
+    sp.add_argument("--format", choices=["csv", "json", "parquet"], default="csv")
+    sp.add_argument("--output", help="file to write (default: standard output; parquet needs it)")
+    sp.add_argument("--include-seen", action="store_true",
+                    help="do not exclude the items a user has interacted with")
+    sp = sub.add_parser("export", help="final user and item embeddings with their ids, for an "
+                                       "ANN index")
+    common(sp)
+    sp.add_argument("--format", choices=["npy", "parquet"], default="npy")
+    sp.add_argument("--out", required=True, help="folder to write into")
+    sp = sub.add_parser("update", help="absorb a new snapshot into a run: the next model version")
+    common(sp, stage=False)
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--snapshot", help="a GraphPro-format snapshot file")
+    src.add_argument("--table", help="a table slice (.csv with header or .parquet)")
+    sp.add_argument("--columns", type=_columns, default=("user", "item", "timestamp"),
+                    help="user,item,time column names of --table")
+    sp.add_argument("--mode", choices=["prompt", "finetune"], default="prompt",
+                    help="prompt: the structural-prompt pass only, no training (fast); "
+                         "finetune: a stage of fine-tuning")
+    sp.add_argument("--budget-seconds", type=_float(0), default=0.0,
+                    help="--mode finetune: stop training after this many seconds (0: none)")
+    sp.add_argument("--skip-bad-rows", action="store_true",
+                    help="skip (and count) malformed rows instead of failing")
+    sp.add_argument("--device", type=_device, default="cpu", help="cpu | cuda | cuda:N")
 
 
 def resolve(args: argparse.Namespace) -> dict:
@@ -380,7 +447,8 @@ def _train_configs(hp: dict):
     common = dict(batch_size=hp["batch_size"], lr=hp["lr"], weight_decay=hp["weight_decay"],
                   keep_prob=1.0 - hp["edge_dropout"], topk=hp["topk"],
                   eval_batch=hp["eval_batch"], ckpt_every=hp["ckpt_every"], seed=hp["seed"],
-                  batch_graph=hp["batch_graph"])
+                  batch_graph=hp["batch_graph"], lr_rule=hp["lr_rule"],
+                  warmup_epochs=hp["warmup_epochs"])
     return (TrainConfig(epochs=hp["epochs"], patience=hp["patience"], **common),
             TrainConfig(epochs=hp["stage_epochs"], patience=hp["stage_patience"], **common))
 
@@ -437,9 +505,15 @@ def _cmd_dynamic(args, hp, rd, shard) -> int:
                     select_on=hp["select_on"], val_frac=hp["val_frac"],
                     pretrain_val_users=hp["pretrain_val_users"],
                     drop_seen_test_pairs=args.drop_seen_test_pairs, device=args.device,
-                    seed=hp["seed"], pretrain_train=pre_cfg, stage_train=stage_cfg)
+                    seed=hp["seed"], pretrain_train=pre_cfg, stage_train=stage_cfg,
+                    serve=args.serve, final_test=not args.no_final_test)
     t0 = time.perf_counter()
-    runner = Runner(data, cfg, shard)
+    ids = None
+    if mapping is not None:
+        from .serving import IdMap
+
+        ids = (IdMap(mapping["users"]), IdMap(mapping["items"]))
+    runner = Runner(data, cfg, shard, ids=ids)
     if shard.rank == 0:
         _start_writing(rd, args)
     if shard.sharded:  # the other ranks read OUT only once rank 0 has prepared it
@@ -515,6 +589,15 @@ def _cmd_train(args, hp, rd) -> int:
     s = fit(model, g, g.user_history(), select, pre_cfg, "train")
     m = evaluate_model(model, g, test, hp["topk"], hp["eval_batch"])
     k = hp["topk"]
+    from .serving import IdMap, write_model
+
+    with torch.no_grad():
+        final = model(g)
+    write_model(args.out, stage=0, method="train", config={"command": "train", **hp},
+                user_map=IdMap.identity(nu), item_map=IdMap.identity(ni), table=model.table(),
+                gate=model.input_transform(), final=final, history=[tr], pending=[],
+                graph=fit_tr, graph_tau=1.0, metrics=m,
+                extra={"dataset": os.path.dirname(os.path.abspath(args.train))})
     log.info(f"test recall@{k} {m[f'recall@{k}']:.4f} ndcg@{k} {m[f'ndcg@{k}']:.4f} "
              f"(best epoch {s['best_epoch']})")
     res = {"dataset": os.path.dirname(os.path.abspath(args.train)), "command": " ".join(sys.argv),
@@ -547,6 +630,146 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+def _read_user_ids(text: str) -> list:
+    if os.path.isfile(text):
+        with open(text) as f:
+            ids = [ln.strip().split(",")[0] for ln in f if ln.strip()]
+        if ids and ids[0] in ("user", "user_id", "id"):  # a header line
+            ids = ids[1:]
+        if not ids:
+            raise ConfigError(f"--users {text}: no ids in the file")
+        return ids
+    ids = [t.strip() for t in text.split(",") if t.strip()]
+    if not ids:
+        raise ConfigError("--users: give a file of ids or a comma-separated list")
+    return ids
+
+
+def _cmd_recommend(args) -> int:
+    from .serving import load
+
+    t0 = time.perf_counter()
+    m = load(args.run, "latest" if args.stage is None else args.stage)
+    users = _read_user_ids(args.users)
+    rec = m.recommend(users, k=args.k, exclude_seen=not args.include_seen)
+    rows = list(rec.records())
+    unknown = int(rec.fallback.sum())
+    if args.format == "parquet":
+        if not args.output:
+            raise ConfigError("--format parquet needs --output FILE")
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ConfigError("--format parquet needs pyarrow (pip install pyarrow)") from None
+        cols = list(zip(*rows)) if rows else [[], [], [], [], []]
+        table = pa.table({"user": [str(x) for x in cols[0]], "rank": list(cols[1]),
+                          "item": [str(x) for x in cols[2]], "score": list(cols[3]),
+                          "fallback": list(cols[4])})
+        tmp = args.output + f".tmp{os.getpid()}"
+        pq.write_table(table, tmp)
+        os.replace(tmp, args.output)
+    else:
+        if args.format == "json":
+            import json
+
+            by_user = {}
+            for u, _, i, s, fb in rows:
+                e = by_user.setdefault(str(u), {"user": u, "fallback": fb, "items": [],
+                                                "scores": []})
+                e["items"].append(i)
+                e["scores"].append(s)
+            text = json.dumps(list(by_user.values()), default=str) + "\n"
+        else:
+            import csv
+            import io
+
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(["user", "rank", "item", "score", "fallback"])
+            for u, r, i, s, fb in rows:
+                w.writerow([u, r, i, f"{s:.6g}", int(fb)])
+            text = buf.getvalue()
+        if args.output:
+            from .runtime import write_text_atomic
+
+            write_text_atomic(text, args.output)
+        else:
+            sys.stdout.write(text)
+    sys.stderr.write(f"graphpro recommend: {len(users)} user(s) from stage {m.stage} "
+                     f"({m.method}) of {args.run}; {unknown} unknown (most popular items); "
+                     f"{time.perf_counter() - t0:.2f}s\n")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .rundir import ensure_folder
+    from .serving import load
+
+    m = load(args.run, "latest" if args.stage is None else args.stage)
+    ensure_folder(args.out)
+    parts = {"users": m.user_embeddings(), "items": m.item_embeddings()}
+    written = []
+    for name, (ids, emb) in parts.items():
+        if args.format == "npy":
+            for suffix, arr in (("ids", ids), ("embeddings", emb.numpy())):
+                path = os.path.join(args.out, f"{name}_{suffix}.npy")
+                tmp = path + f".tmp{os.getpid()}.npy"
+                np.save(tmp, arr)
+                os.replace(tmp, path)
+                written.append(path)
+        else:
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise ConfigError("--format parquet needs pyarrow (pip install pyarrow)") \
+                    from None
+            e = emb.numpy()
+            vec = pa.FixedSizeListArray.from_arrays(pa.array(e.reshape(-1)), e.shape[1])
+            table = pa.table({"id": pa.array(ids.tolist()), "embedding": vec})
+            path = os.path.join(args.out, f"{name}.parquet")
+            tmp = path + f".tmp{os.getpid()}"
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+            written.append(path)
+    print(f"wrote {', '.join(written)} (stage {m.stage}, {m.num_users} users, {m.num_items} "
+          f"items, d = {m.user_embeddings()[1].shape[1]})")
+    return 0
+
+
+def _cmd_update(args) -> int:
+    from . import data as D
+    from .rundir import RunDir
+    from .update import RawSnapshot, updatable, update
+
+    _check_device(args.device)
+    if not os.path.isdir(args.run):
+        raise RunDirError(f"--run {args.run}: no such folder")
+    rec = updatable(args.run)  # before reading the snapshot: is there anything to update?
+    if args.snapshot:
+        inter, st = D.read_snapshot_file(args.snapshot, args.skip_bad_rows)
+        raw = RawSnapshot(inter.users.tolist(), inter.items.tolist(), inter.times,
+                          args.snapshot)
+    else:
+        errs = D._RowErrors(args.skip_bad_rows)
+        u, i, t, _ = D.read_table_rows(args.table, args.columns, errs)
+        raw = RawSnapshot(u, i, t, args.table)
+    with RunDir(args.run):
+        _setup_logging(args.run)
+        try:
+            res = update(args.run, raw, args.mode, args.budget_seconds, args.device, rec)
+        except BaseException as e:
+            _note_traceback(e)
+            raise
+        finally:
+            _close_logging()
+    print(f"stage {res['stage']} ({res['mode']}): {res['interactions']} interactions, "
+          f"{res['new_users']} new users, {res['new_items']} new items, "
+          f"{res['seconds']:.2f}s -> {res['model']}")
+    return 0
+
+
 def _backend_of(shard) -> str | None:
     return torch.distributed.get_backend() if shard.sharded else None
 
@@ -559,6 +782,11 @@ def _run(args) -> int:
 
     if args.command == "synth":
         return _cmd_synth(args)
+    if args.command in ("recommend", "export", "update"):
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        return {"recommend": _cmd_recommend, "export": _cmd_export,
+                "update": _cmd_update}[args.command](args)
     if args.command == "report":
         return _cmd_report(args)
     hp = resolve(args)
@@ -643,4 +871,5 @@ def main(argv=None) -> int:
         if args.debug:
             raise
         return _fail(f"internal error: {type(e).__name__}: {shorten(e, 300)} (traceback in "
-                     f"{os.path.join(getattr(args, 'out', '.'), 'log.txt')}; please report it)", 1)
+                     f"{os.path.join(getattr(args, 'out', None) or getattr(args, 'run', '.'), 'log.txt')}; "
+                     "please report it)", 1)

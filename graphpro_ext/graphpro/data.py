@@ -27,7 +27,8 @@ from .errors import DataError, shorten
 
 __all__ = [
     "DataError", "Interactions", "SnapshotData", "StaticData", "load_snapshot_folder",
-    "load_table", "load_static", "synthetic", "write_snapshot_folder", "parse_duration",
+    "load_table", "read_table_rows", "load_static", "synthetic", "write_snapshot_folder",
+    "parse_duration",
     "pair_keys", "hold_out_pairs", "MAX_ID",
 ]
 
@@ -471,18 +472,10 @@ def _to_seconds(v) -> float:
 MAX_WINDOWS = 100_000
 
 
-def load_table(path: str, pretrain_span: str, snapshot: str,
-               columns: tuple[str, str, str] = ("user", "item", "timestamp"),
-               skip_bad_rows: bool = False) -> tuple[SnapshotData, dict]:
-    """An interactions table (CSV with a header, or Parquet) split by time: everything within
-    ``pretrain_span`` of the first timestamp is pre-training, the rest is cut into consecutive
-    ``snapshot``-long windows (the last may be shorter). Ids of any type are mapped to contiguous
-    integers (sorted by their string form); returns the data and that mapping."""
-    try:
-        span, snap = parse_duration(pretrain_span), parse_duration(snapshot)
-    except ValueError as e:
-        raise DataError(f"--pretrain-span/--snapshot: {e}") from None
-    errs = _RowErrors(skip_bad_rows)
+def read_table_rows(path: str, columns: tuple[str, str, str],
+                    errs: "_RowErrors") -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """(user ids, item ids as strings, Unix seconds, line numbers) of a CSV/Parquet table's
+    valid rows; bad rows go to ``errs`` (file:line)."""
     users, items, times, rows = _read_table_columns(path, columns, errs)
     keep_u, keep_i, keep_t, keep_l = [], [], [], []
     for u, i, t, lineno in zip(users, items, times, rows):
@@ -501,10 +494,24 @@ def load_table(path: str, pretrain_span: str, snapshot: str,
         keep_l.append(lineno)
     if not keep_u:
         raise errs.nothing_left(path)
+    return keep_u, keep_i, np.asarray(keep_t, np.float64), np.asarray(keep_l, np.int64)
+
+
+def load_table(path: str, pretrain_span: str, snapshot: str,
+               columns: tuple[str, str, str] = ("user", "item", "timestamp"),
+               skip_bad_rows: bool = False) -> tuple[SnapshotData, dict]:
+    """An interactions table (CSV with a header, or Parquet) split by time: everything within
+    ``pretrain_span`` of the first timestamp is pre-training, the rest is cut into consecutive
+    ``snapshot``-long windows (the last may be shorter). Ids of any type are mapped to contiguous
+    integers (sorted by their string form); returns the data and that mapping."""
+    try:
+        span, snap = parse_duration(pretrain_span), parse_duration(snapshot)
+    except ValueError as e:
+        raise DataError(f"--pretrain-span/--snapshot: {e}") from None
+    errs = _RowErrors(skip_bad_rows)
+    keep_u, keep_i, t, lines = read_table_rows(path, columns, errs)
     user_keys, uidx = np.unique(np.asarray(keep_u), return_inverse=True)
     item_keys, iidx = np.unique(np.asarray(keep_i), return_inverse=True)
-    t = np.asarray(keep_t, np.float64)
-    lines = np.asarray(keep_l, np.int64)
     inter = Interactions(uidx.astype(np.int64).ravel(), iidx.astype(np.int64).ravel(), t)
     stats = _describe(path, inter, lines, errs)
     t0 = float(t.min())

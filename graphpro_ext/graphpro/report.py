@@ -123,6 +123,7 @@ def collect_checkpoints(out: str, k: int = 20) -> dict:
     for m in cfg.get("methods", []):
         stages = [load_checkpoint(p, f"{m} {os.path.basename(p)[:-3]}")
                   for p in layout.finished_stages(m)]
+        stages = [s for s in stages if s.get("tested", True)]  # untested: --no-final-test, update
         if stages:
             found[m] = sorted(stages, key=lambda s: s["stage"])
     # the stage count is not in config.json: take the largest stage any method reached

@@ -18,13 +18,15 @@ import socket
 import sys
 
 from .checkpoint import CKPT_DIR
+from .serving import MODEL_DIR
 from .errors import RunDirError
 
 __all__ = ["RunDir", "ensure_folder"]
 
 LOCK_NAME = ".graphpro.lock"
 # What a previous run leaves behind (checkpoints, reports, the id map of a --table run).
-RUN_OUTPUTS = (CKPT_DIR, "results.json", "results.md", "recall_per_stage.png", "id_map.json")
+RUN_OUTPUTS = (CKPT_DIR, MODEL_DIR, "results.json", "results.md", "recall_per_stage.png",
+               "id_map.json")
 _TMP = re.compile(r".*\.tmp\d*$")
 
 
@@ -107,7 +109,7 @@ class RunDir:
         n = 0
         ours = tuple(f"{name}.tmp" for name in RUN_OUTPUTS)
         for root, _, files in os.walk(self.out):
-            in_ckpt = os.path.relpath(root, self.out).split(os.sep)[0] == CKPT_DIR
+            in_ckpt = os.path.relpath(root, self.out).split(os.sep)[0] in (CKPT_DIR, MODEL_DIR)
             for f in files:
                 if _TMP.fullmatch(f) and (in_ckpt or f.startswith(ours)):
                     os.remove(os.path.join(root, f))

@@ -32,9 +32,10 @@ from .errors import ConfigError
 from .methods import METHODS, PRETRAININGS, kind_of
 from .methods import graphpro as _graphpro
 from .methods.graphpro import prompt_rates, sample_prompt
-from .metrics import EvalSet, make_eval_set
+from .metrics import EvalSet, evaluate, make_eval_set
 from .runtime import derive_seed, maybe_fail, save_atomic
-from .train import TrainConfig, evaluate_model, fit
+from .serving import IdMap, write_model
+from .train import TrainConfig, fit
 
 log = logging.getLogger("graphpro")
 
@@ -59,6 +60,8 @@ class RunConfig:
     drop_seen_test_pairs: bool = False
     device: str = "cpu"
     seed: int = 2023
+    serve: str | None = None  # the method whose models are saved (None: the first of methods)
+    final_test: bool = True  # False: one more stage trains on the newest snapshot, untested
     pretrain_train: TrainConfig = field(default_factory=TrainConfig)
     stage_train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -72,9 +75,12 @@ class RunConfig:
 def _result_relevant(proto: dict) -> dict:
     """The configuration minus what cannot change results (methods may be added on resume;
     checkpoint frequency and evaluation batch size are free to change)."""
-    out = {k: v for k, v in proto.items() if k != "methods"}
+    # the served method and an extra untested stage change no result of the other stages
+    out = {k: v for k, v in proto.items() if k not in ("methods", "serve", "final_test")}
+    # fields added later read as what runs before them did
+    defaults = {"lr_rule": "none", "warmup_epochs": 0.0, "budget_s": 0.0}
     for phase in ("pretrain_train", "stage_train"):
-        out[phase] = {k: v for k, v in out.get(phase, {}).items()
+        out[phase] = {k: v for k, v in {**defaults, **out.get(phase, {})}.items()
                       if k not in ("ckpt_every", "eval_batch")}
     return out
 
@@ -82,9 +88,15 @@ def _result_relevant(proto: dict) -> dict:
 class Runner:
     """Runs phases and stages for one dataset and configuration, with checkpoints in OUT/ckpt."""
 
-    def __init__(self, data: SnapshotData, cfg: RunConfig, shard: Shard | None = None):
+    def __init__(self, data: SnapshotData, cfg: RunConfig, shard: Shard | None = None,
+                 ids: tuple[IdMap, IdMap] | None = None):
         if data.num_stages < 1:
             raise ConfigError("need at least 2 snapshots (fine-tune + one test)")
+        if not cfg.final_test and cfg.select_on == "test":
+            raise ConfigError("--no-final-test trains the last stage without a test snapshot: "
+                              "it needs --select-on val")
+        if cfg.serve is not None and cfg.serve not in cfg.methods:
+            raise ConfigError(f"--serve {cfg.serve}: not among --methods {cfg.methods}")
         unknown = [m for m in cfg.methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
@@ -100,9 +112,18 @@ class Runner:
         self.layout = CheckpointLayout(cfg.out, self.shard)
         self.ckpt = self.layout.root
         self.nu, self.ni = data.num_users, data.num_items
+        # original ids in row order (saved models answer in them)
+        self.ids = ids or (IdMap.identity(self.nu), IdMap.identity(self.ni))
+        self.serve = cfg.serve or cfg.methods[0]
         self._splits: dict[int, tuple[Interactions, Interactions]] = {}
         self._fingerprint: str | None = None
         self._config_checked = False
+
+    @property
+    def num_stages(self) -> int:
+        """Stages run: one per test snapshot, plus the untested newest one with
+        ``final_test=False``."""
+        return len(self.data.snapshots) - (1 if self.cfg.final_test else 0)
 
     # -- data views ---------------------------------------------------------------------------
     def graph(self, inter: Interactions, tau: float) -> TemporalGraph:
@@ -195,9 +216,10 @@ class Runner:
 
     def load_table(self, method: str, n: int) -> torch.Tensor:
         """The table ``method``'s stage n ended with (what later stages start from)."""
-        return load_checkpoint(self.layout.table(method, n),
-                               f"{method} stage {n} (delete stage_{n}.pt too)", self.dev,
-                               weights_only=True)
+        saved = load_checkpoint(self.layout.table(method, n),
+                                f"{method} stage {n} (delete stage_{n}.pt too)", self.dev,
+                                weights_only=True)
+        return saved["x"] if isinstance(saved, dict) else saved  # a bare table: older runs
 
     # -- pre-training -------------------------------------------------------------------------
     def pretrain(self, kind: str) -> dict:
@@ -224,7 +246,10 @@ class Runner:
         summary = fit(model, g, g.user_history(), select, self.cfg.pretrain_train,
                       f"pretrain-{kind}", self.layout.pretrain(kind, partial=True), resume=True)
         summary["wall_s"] = time.perf_counter() - t0
-        res = {"x": model.table(), "summary": summary}
+        res = {"x": model.table(), "summary": summary, "num_users": self.nu}
+        if METHODS[self.serve].pretrain == kind:  # the served method starts here: model 0
+            self.save_model(0, self.serve, model, g, [self.data.pretrain], self.data.snapshots,
+                            self.data.pretrain, self.cfg.tau_pretrain, None)
         self._shared(save_atomic, res, path)
         self._shared(self.layout.remove_partials, path)
         maybe_fail(f"pretrain-{kind}/done")
@@ -248,26 +273,36 @@ class Runner:
         t0 = time.perf_counter()
         spec, cfg = METHODS[method], self.cfg
         kind = kind_of(spec)
-        test = self.test_set(n)
+        tested = n < len(self.data.snapshots)  # else the untested newest stage
+        test = self.test_set(n) if tested else None
         select = self.select_set(n, test)
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "stage-init", method, n))
         st = kind.start(self, method, spec, n, pretrained, gen)
-        model = st.model
+        model = self.adapt_start(st, method, n)
         summary = fit(model, st.graph, st.neg_hist, select, st.train, f"{method}/stage{n}",
                       self.layout.stage(method, n, partial=True), resume=True)
-        metrics = evaluate_model(model, st.graph, test, cfg.stage_train.topk,
-                                 cfg.stage_train.eval_batch)
-        res = {"stage": n, **metrics, "best_epoch": summary["best_epoch"],
-               "epochs_run": summary["epochs_run"], "epoch_train_s": summary["epoch_train_s"],
-               "select": summary["select"], "seen_share": test.seen_share,
-               "wall_s": time.perf_counter() - t0}
         k = cfg.stage_train.topk
-        log.info(f"[{method}/stage{n}] test recall@{k} {res[f'recall@{k}']:.4f} "
-                 f"ndcg@{k} {res[f'ndcg@{k}']:.4f} (best epoch {summary['best_epoch']}, "
-                 f"{res['wall_s']:.1f}s)")
+        model.eval()
+        with torch.no_grad():
+            final = model(st.graph)
+        metrics = evaluate(final, self.nu, test, k, cfg.stage_train.eval_batch) if tested else {}
+        res = {"stage": n, "tested": tested, **metrics, "best_epoch": summary["best_epoch"],
+               "epochs_run": summary["epochs_run"], "epoch_train_s": summary["epoch_train_s"],
+               "select": summary["select"], "seen_share": test.seen_share if tested else None,
+               "wall_s": time.perf_counter() - t0}
+        log.info(f"[{method}/stage{n}] " + (f"test recall@{k} {res[f'recall@{k}']:.4f} "
+                                            f"ndcg@{k} {res[f'ndcg@{k}']:.4f}" if tested else
+                                            "trained on the newest snapshot (no test)")
+                 + f" (best epoch {summary['best_epoch']}, {res['wall_s']:.1f}s)")
         keep = kind.tables_kept(spec, cfg)
         if keep:  # later stages start from these embeddings
-            self._shared(save_atomic, model.table(), self.layout.table(method, n))
+            self._shared(save_atomic, {"x": model.table(), "num_users": self.nu},
+                         self.layout.table(method, n))
+        if method == self.serve:
+            self.save_model(n, method, model, st.graph,
+                            [self.data.pretrain, *self.data.snapshots[:n]],
+                            self.data.snapshots[n:], st.inter, cfg.tau_finetune,
+                            metrics or None, final=final)
         self._shared(save_atomic, res, path)
         self._shared(self.layout.remove_partials, path)
         if keep:
@@ -275,6 +310,26 @@ class Runner:
             self._shared(self.layout.remove, self.layout.table(method, n - keep))
         maybe_fail(f"{method}/stage{n}/done")
         return res
+
+    def adapt_start(self, st, method: str, n: int):
+        """The stage's model before training (``update`` overrides this)."""
+        return st.model
+
+    def save_model(self, n: int, method: str, model, graph, history, pending, inter, tau,
+                   metrics, final=None) -> None:
+        """Model file n of the served method (``serving``); every rank takes part in gathering
+        the gate, rank 0 writes."""
+        if final is None:
+            model.eval()
+            with torch.no_grad():
+                final = model(graph)
+        table, gate = model.table(), model.input_transform()
+        cfg = json.loads(json.dumps(self.cfg.protocol()))
+        self._shared(lambda: write_model(
+            self.cfg.out, stage=n, method=method, config=cfg, user_map=self.ids[0],
+            item_map=self.ids[1], table=table, gate=gate, final=final, history=history,
+            pending=pending, graph=inter, graph_tau=tau, metrics=metrics,
+            extra={"dataset": self.data.name}))
 
     def run(self, phases=("pretrain", "stages")) -> dict:
         """Method by method: pre-train what it needs (once per kind), then all its stages, so
@@ -290,15 +345,18 @@ class Runner:
                 pretrained[kind] = self.pretrain(kind)
             if "stages" not in phases:
                 continue
-            bar = tqdm(range(1, self.data.num_stages + 1), desc=f"{m} stages", unit="stage",
+            bar = tqdm(range(1, self.num_stages + 1), desc=f"{m} stages", unit="stage",
                        disable=not sys.stderr.isatty())
-            stages = [self.stage(m, n, pretrained) for n in bar]
+            done = [self.stage(m, n, pretrained) for n in bar]
+            stages = [s for s in done if s.get("tested", True)]
             methods[m] = {
                 "stages": stages,
                 "average": {f"recall@{k}": float(np.mean([s[f"recall@{k}"] for s in stages])),
                             f"ndcg@{k}": float(np.mean([s[f"ndcg@{k}"] for s in stages]))},
-                "wall_s": float(sum(s["wall_s"] for s in stages)),
+                "wall_s": float(sum(s["wall_s"] for s in done)),
             }
+            if len(done) > len(stages):
+                methods[m]["untested_stage"] = done[-1]
         return {"pretrain": {kk: v["summary"] for kk, v in pretrained.items()},
                 "methods": methods, "seen_test_share": self.seen_shares(),
                 "backend": backend.backend_name()}

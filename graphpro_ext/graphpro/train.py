@@ -30,7 +30,8 @@ from .runtime import derive_seed, maybe_fail, save_atomic
 log = logging.getLogger("graphpro")
 
 # derive_seed, save_atomic and maybe_fail live in runtime; re-exported for older imports
-__all__ = ["TrainConfig", "fit", "evaluate_model", "derive_seed", "save_atomic", "maybe_fail"]
+__all__ = ["TrainConfig", "BASE_BATCH", "scaled_lr", "fit", "evaluate_model", "derive_seed",
+           "save_atomic", "maybe_fail"]
 
 
 @dataclass
@@ -46,6 +47,23 @@ class TrainConfig:
     ckpt_every: int = 5  # epochs between mid-phase checkpoints (0: never)
     batch_graph: str = "auto"  # per-batch propagation: "auto", "subgraph" (exact L-hop) or "full"
     seed: int = 2023
+    lr_rule: str = "sqrt"  # how lr grows with batch_size beyond BASE_BATCH: see scaled_lr
+    warmup_epochs: float = 1.0  # above BASE_BATCH: linear lr warm-up over this many epochs
+    budget_s: float = 0.0  # stop after the epoch that spends this much training time (0: none)
+
+
+BASE_BATCH = 2048  # the batch size the reference's lr (1e-3) was tuned for
+LR_RULES = ("none", "sqrt", "linear")
+
+
+def scaled_lr(lr: float, batch_size: int, rule: str) -> float:
+    """The learning rate used at ``batch_size``: ``lr`` at or below BASE_BATCH; above it
+    ``lr * (B / BASE_BATCH) ** a`` with a = 0 (none), 1/2 (sqrt) or 1 (linear). docs/SCALE.md
+    has the measurement that picked the default."""
+    if rule not in LR_RULES:
+        raise ValueError(f"lr rule {rule!r}: choose from {LR_RULES}")
+    ratio = max(batch_size / BASE_BATCH, 1.0)
+    return lr * ratio ** {"none": 0.0, "sqrt": 0.5, "linear": 1.0}[rule]
 
 
 def evaluate_model(model: Model, graph, es: EvalSet, k: int, eval_batch: int) -> dict:
@@ -86,7 +104,10 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
                     f"negative exists for them, their {int((~keep).sum())} positives are "
                     "skipped in BPR")
     n = pair_users.numel()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)  # one pass over [N, d]
+    lr = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_rule)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)  # one pass over [N, d]
+    steps_per_epoch = -(-n // cfg.batch_size)
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch)) if cfg.batch_size > BASE_BATCH else 0
     st = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "best_metrics": None, "bad": 0,
           "history": [], "train_s": 0.0, "eval_s": 0.0, "best_state": None}
     if resume and ckpt_path and os.path.exists(ckpt_path):
@@ -101,6 +122,10 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
     for epoch in range(st["epoch"], cfg.epochs):
         if st["bad"] >= cfg.patience:
             break
+        if cfg.budget_s and st["train_s"] >= cfg.budget_s:
+            log.info(f"[{tag}] training-time budget of {cfg.budget_s:g}s spent after "
+                     f"{epoch} epochs")
+            break
         t0 = time.perf_counter()
         model.train()
         perm = torch.from_numpy(np.random.default_rng(derive_seed(cfg.seed, tag, epoch))
@@ -113,6 +138,10 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
             neg = backend.sample_negatives(neg_rp, neg_items, users, ni, 1, s)[:, 0]
             loss = model.batch_loss(graph, users, pos, neg, cfg.keep_prob, s, cfg.weight_decay,
                                     mode=cfg.batch_graph)
+            if warmup:
+                step = epoch * steps_per_epoch + b
+                for group in opt.param_groups:
+                    group["lr"] = lr * min(1.0, (step + 1) / warmup)
             opt.zero_grad(set_to_none=False)  # in place: see model._GatherRows
             loss.backward()
             lv = loss.item()
@@ -150,6 +179,6 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         model.restore(st["best_state"])
     return {"best_epoch": st["best_epoch"], "epochs_run": st["epoch"],
             "select": st["best_metrics"], "history": st["history"],
-            "train_s": st["train_s"], "eval_s": st["eval_s"],
+            "train_s": st["train_s"], "eval_s": st["eval_s"], "lr": lr,
             "epoch_train_s": st["train_s"] / max(len(st["history"]), 1),
             "users_without_negatives": skipped_users}

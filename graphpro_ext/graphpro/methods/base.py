@@ -43,6 +43,7 @@ class StageStart:
     graph: TemporalGraph  # the training graph
     neg_hist: tuple[torch.Tensor, torch.Tensor]  # history CSR negatives must avoid
     train: TrainConfig  # epochs, patience, ... of this stage
+    inter: Interactions | None = None  # the interactions ``graph`` was built from (saved models)
 
 
 class Method:

@@ -14,7 +14,7 @@ class Finetune(Method):
         x0 = pretrained[spec.pretrain]["x"] if n == 1 else runner.load_table(name, n - 1)
         g, neg_hist = snapshot_start(runner, n)
         return StageStart(new_model(spec.model, x0, cfg, 0.0, runner.dev, shard=runner.shard),
-                          g, neg_hist, cfg.stage_train)
+                          g, neg_hist, cfg.stage_train, runner.split(n)[0])
 
     def tables_kept(self, spec, cfg) -> int:
         return 1

@@ -16,10 +16,11 @@ class Full(Method):
     def start(self, runner, name, spec, n, pretrained, gen) -> StageStart:
         cfg = runner.cfg
         train, val = runner.split(n)
-        g = runner.graph(Interactions.concat([runner.history(n - 1), train]), cfg.tau_finetune)
+        seen = Interactions.concat([runner.history(n - 1), train])
+        g = runner.graph(seen, cfg.tau_finetune)
         x0 = models.model_class(spec.model).init_table(runner.nu, runner.ni, cfg.dim, gen)
         model = new_model(spec.model, x0.to(runner.dev), cfg, 0.0, runner.dev, shard=runner.shard)
         # negatives avoid everything known, held-out pairs included
         known = Interactions.concat([runner.history(n - 1), train, val])
         return StageStart(model, g, build_history(known.users, known.items, runner.nu),
-                          cfg.pretrain_train)
+                          cfg.pretrain_train, seen)

@@ -101,7 +101,7 @@ class GraphPro(Method):
         g, neg_hist = snapshot_start(runner, n)
         model = new_model(spec.model, x0, cfg, cfg.time_weight, runner.dev, gate=spec.gate,
                           generator=gen, shard=runner.shard)
-        return StageStart(model, g, neg_hist, cfg.stage_train)
+        return StageStart(model, g, neg_hist, cfg.stage_train, runner.split(n)[0])
 
     def tables_kept(self, spec, cfg) -> int:
         return cfg.window  # eq. (14) mixes the last `window` stages' tables

@@ -9,7 +9,9 @@ What the trainer needs of a model, and nothing more:
   batch (how it propagates is the model's business, with ``self.planner``'s help);
 * ``table()``: the ego-embedding table a later stage starts from (``x_<n>.pt``);
 * ``checkpoint_state()`` / ``restore(state)``: everything needed to resume mid-phase or to go
-  back to the best epoch (the default is the module's ``state_dict``).
+  back to the best epoch (the default is the module's ``state_dict``);
+* ``input_transform()`` / ``load_input_transform(state)``: the full (gathered) parameters of
+  the learned input transform, for saved models (None: the backbone has none).
 
 A model is built by name from ``graphpro_ext.graphpro.models.MODELS`` with its starting table
 ``x`` [U+I, d] (users first) and ``init_table`` draws a fresh one.
@@ -65,6 +67,13 @@ class Model(nn.Module):
 
     def checkpoint_state(self) -> dict:
         return self.state_dict()
+
+    def input_transform(self) -> dict | None:
+        return None
+
+    def load_input_transform(self, state: dict | None) -> None:
+        if state is not None:
+            raise ValueError(f"{type(self).__name__} has no input transform to load")
 
     def restore(self, state: dict) -> None:
         self.load_state_dict(state)

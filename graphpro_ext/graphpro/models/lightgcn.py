@@ -88,6 +88,24 @@ class EmbeddingModel(Model):
                              seed)
         return dist_cols.all_gather_columns(e.index_copy(0, cg.glob, h), self.shard, self.dim)
 
+    def input_transform(self) -> dict | None:
+        """The learnable gate's full W [d, d] and b [1, d] (gathered when sharded)."""
+        if self.gate_w is None:
+            return None
+        with torch.no_grad():
+            return {k: dist_cols.all_gather_columns(p.detach(), self.shard, self.dim).clone()
+                    for k, p in (("w", self.gate_w), ("b", self.gate_b))}
+
+    def load_input_transform(self, state: dict | None) -> None:
+        """Set the gate from ``input_transform()``'s output (this rank's columns of it)."""
+        if state is None or self.gate_w is None:
+            if state is not None or self.gate_w is not None:
+                raise ValueError("the gate of a saved model and of this model differ in presence")
+            return
+        with torch.no_grad():
+            for p, v in ((self.gate_w, state["w"]), (self.gate_b, state["b"])):
+                p.copy_(self.shard.local(v.to(p)) if self.shard.sharded else v.to(p))
+
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         if self.gate_w is None:
             return x
