@@ -30,7 +30,8 @@ except Exception as e:  # noqa: BLE001 - ImportError, OSError or a missing schem
 _ops = _fused or _reference
 FUSED = _fused is not None
 
-__all__ = ["FUSED", "FUSED_ERROR", "use", "lightgcn", "khop_subgraph", "sample_negatives",
+__all__ = ["FUSED", "FUSED_ERROR", "use", "lightgcn", "layers", "khop_subgraph",
+           "sample_negatives",
            "topk_masked", "backend_name"]
 
 
@@ -62,6 +63,18 @@ def lightgcn(graph, x: torch.Tensor, num_layers: int, time_weight: float, keep_p
     return _ops.lightgcn(graph.rowptr, graph.col, graph.edge_time, graph.node_norm, x,
                          num_layers=num_layers, time_weight=time_weight, keep_prob=keep_prob,
                          seed=seed)
+
+
+def layers(graph, x: torch.Tensor, num_layers: int, time_weight: float, keep_prob: float = 1.0,
+           seed: int = 0) -> list[torch.Tensor]:
+    """[A^0 x, A^1 x, ..., A^L x]: one fused ``temporal_propagate`` per layer, each layer with the
+    same edge mask (``lightgcn`` is their sum), for backbones that need the layers apart."""
+    out = [x]
+    for _ in range(num_layers):
+        out.append(_ops.temporal_propagate(graph.rowptr, graph.col, graph.edge_time,
+                                           graph.node_norm, out[-1], time_weight=time_weight,
+                                           keep_prob=keep_prob, seed=seed))
+    return out
 
 
 def khop_subgraph(graph, seeds: torch.Tensor, num_hops: int):

@@ -52,7 +52,6 @@ PRESETS = {
                       patience=4, stage_patience=3),
 }
 MAX_LAYERS = 64
-STATIC_MODEL = "lightgcn"  # `graphpro train`'s backbone (models.MODELS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -249,9 +248,16 @@ def _add_training(p: argparse.ArgumentParser, dynamic: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="graphpro", description="GraphPro: temporal-prompt pre-training and "
                 "prompt fine-tuning for dynamic recommendation")
-    sub = p.add_subparsers(dest="command", required=True)
+    from .methods import DESCRIPTIONS as METHOD_HELP
+    from .models import DESCRIPTIONS as MODEL_HELP
+    from .models import MODELS
     from .stages import METHODS
 
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = ("methods (--methods):\n" + "\n".join(f"  {k:12s} {METHOD_HELP[k]}" for k in METHODS)
+                + "\n\nbackbones (--backbone, train --model):\n"
+                + "\n".join(f"  {k:12s} {MODEL_HELP[k]}" for k in MODELS))
+    sub = p.add_subparsers(dest="command", required=True)
     for name, helptext, default_methods in [
         ("run", "pre-train, fine-tune every stage, baselines, report", ",".join(METHODS)),
         ("pretrain", "pre-train only (checkpoint in OUT/ckpt)", "graphpro"),
@@ -262,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_training(sp, dynamic=True)
         sp.add_argument("--methods", default=default_methods,
                         help=f"comma-separated, from {','.join(METHODS)}")
+        sp.add_argument("--backbone", choices=sorted(MODELS), default="lightgcn",
+                        help="the backbone GraphPro pre-trains with (fine-tuning stays "
+                             "GraphPro's); see graphpro --help")
         sp.add_argument("--serve", help="the method whose model is saved per stage in OUT/model "
                                         "(default: the first of --methods)")
         sp.add_argument("--no-final-test", action="store_true",
@@ -270,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("train", help="static LightGCN training on train.txt / test.txt")
     sp.add_argument("--train", required=True, help="LightGCN-format train file")
     sp.add_argument("--test", required=True, help="LightGCN-format test file")
+    sp.add_argument("--model", choices=sorted(MODELS), default="lightgcn",
+                    help="the backbone (see graphpro --help)")
     _add_training(sp, dynamic=False)
     sp = sub.add_parser("report", help="rebuild results.json/md/png of OUT from its "
                                        "checkpoints (for a run still going or interrupted)")
@@ -280,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("synth", help="write the synthetic dataset as a snapshot folder")
     sp.add_argument("dir")
     _add_synthetic(sp)
+    sp.add_argument("--hold-out-last", action="store_true",
+                    help="write the newest snapshot as DIR/next_snapshot.txt instead of a test "
+                         "file (a newer week to try `graphpro update` with)")
     sp.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return p
 
@@ -506,7 +520,8 @@ def _cmd_dynamic(args, hp, rd, shard) -> int:
                     pretrain_val_users=hp["pretrain_val_users"],
                     drop_seen_test_pairs=args.drop_seen_test_pairs, device=args.device,
                     seed=hp["seed"], pretrain_train=pre_cfg, stage_train=stage_cfg,
-                    serve=args.serve, final_test=not args.no_final_test)
+                    serve=args.serve, final_test=not args.no_final_test,
+                    backbone=args.backbone)
     t0 = time.perf_counter()
     ids = None
     if mapping is not None:
@@ -582,8 +597,8 @@ def _cmd_train(args, hp, rd) -> int:
                                                     fit_tr.items, nu)
     # the backbone of the stages' LightGCN methods, built as they build it
     gen = torch.Generator().manual_seed(derive_seed(hp["seed"], "init", "static"))
-    cls = models.model_class(STATIC_MODEL)
-    model = models.build(STATIC_MODEL, cls.init_table(nu, ni, hp["dim"], gen).to(dev),
+    cls = models.model_class(args.model)
+    model = models.build(args.model, cls.init_table(nu, ni, hp["dim"], gen).to(dev),
                          hp["layers"], 0.0)
     t0 = time.perf_counter()
     s = fit(model, g, g.user_history(), select, pre_cfg, "train")
@@ -622,10 +637,18 @@ def _cmd_synth(args) -> int:
     from .data import synthetic, write_snapshot_folder
     from .rundir import ensure_folder
 
+    from .data import write_snapshot_file
+
     ensure_folder(args.dir)
-    write_snapshot_folder(synthetic(args.synthetic_users, args.synthetic_items,
-                                    num_snapshots=args.synthetic_snapshots,
-                                    seed=args.synthetic_seed), args.dir)
+    d = synthetic(args.synthetic_users, args.synthetic_items,
+                  num_snapshots=args.synthetic_snapshots, seed=args.synthetic_seed)
+    if args.hold_out_last:
+        if len(d.snapshots) < 3:
+            raise ConfigError("--hold-out-last needs --synthetic-snapshots >= 3 (two stay for "
+                              "fine-tuning and a test)")
+        write_snapshot_file(d.snapshots[-1], os.path.join(args.dir, "next_snapshot.txt"))
+        d.snapshots = d.snapshots[:-1]
+    write_snapshot_folder(d, args.dir)
     print(f"wrote {args.dir}")
     return 0
 
@@ -843,6 +866,10 @@ def _note_traceback(e: BaseException) -> None:
         pass
 
 
+def _out_of(args) -> str:
+    return getattr(args, "out", None) or getattr(args, "run", None) or "."
+
+
 def _fail(message: str, code: int) -> int:
     sys.stderr.write(f"graphpro: error: {message}\n")
     sys.stderr.flush()
@@ -871,5 +898,4 @@ def main(argv=None) -> int:
         if args.debug:
             raise
         return _fail(f"internal error: {type(e).__name__}: {shorten(e, 300)} (traceback in "
-                     f"{os.path.join(getattr(args, 'out', None) or getattr(args, 'run', '.'), 'log.txt')}; "
-                     "please report it)", 1)
+                     f"{os.path.join(_out_of(args), 'log.txt')}; please report it)", 1)

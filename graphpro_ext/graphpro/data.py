@@ -585,19 +585,24 @@ def load_static(train_path: str, test_path: str, skip_bad_rows: bool = False) ->
     return StaticData(tr, te, nu, ni, {"files": [s1, s2]})
 
 
+def write_snapshot_file(inter: Interactions, path: str) -> None:
+    """One GraphPro-format file: a line per user, items and times in time order."""
+    order = np.lexsort((inter.times, inter.users))
+    u, i, t = inter.users[order], inter.items[order], inter.times[order]
+    cuts = np.flatnonzero(np.diff(u)) + 1
+    with open(path, "w", encoding="utf-8") as f:
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, u.size]):
+            f.write(f"{u[a]}\t{' '.join(map(str, i[a:b]))}\t"
+                    f"{' '.join(str(int(x)) for x in t[a:b])}\n")
+
+
 def write_snapshot_folder(data: SnapshotData, folder: str) -> None:
     """Write ``data`` in the GraphPro snapshot format (pretrain.txt, fine_tune.txt, test_k.txt)."""
     os.makedirs(folder, exist_ok=True)
     names = ["pretrain.txt", "fine_tune.txt"] + [f"test_{k}.txt" for k in
                                                   range(1, len(data.snapshots))]
     for nm, inter in zip(names, [data.pretrain, *data.snapshots]):
-        order = np.lexsort((inter.times, inter.users))
-        u, i, t = inter.users[order], inter.items[order], inter.times[order]
-        cuts = np.flatnonzero(np.diff(u)) + 1
-        with open(os.path.join(folder, nm), "w", encoding="utf-8") as f:
-            for a, b in zip(np.r_[0, cuts], np.r_[cuts, u.size]):
-                f.write(f"{u[a]}\t{' '.join(map(str, i[a:b]))}\t"
-                        f"{' '.join(str(int(x)) for x in t[a:b])}\n")
+        write_snapshot_file(inter, os.path.join(folder, nm))
 
 
 def synthetic(num_users: int = 3000, num_items: int = 2000, num_topics: int = 16,

@@ -60,6 +60,7 @@ class RunConfig:
     drop_seen_test_pairs: bool = False
     device: str = "cpu"
     seed: int = 2023
+    backbone: str = "lightgcn"  # the pre-training backbone (models.MODELS)
     serve: str | None = None  # the method whose models are saved (None: the first of methods)
     final_test: bool = True  # False: one more stage trains on the newest snapshot, untested
     pretrain_train: TrainConfig = field(default_factory=TrainConfig)
@@ -79,6 +80,7 @@ def _result_relevant(proto: dict) -> dict:
     out = {k: v for k, v in proto.items() if k not in ("methods", "serve", "final_test")}
     # fields added later read as what runs before them did
     defaults = {"lr_rule": "none", "warmup_epochs": 0.0, "budget_s": 0.0}
+    out.setdefault("backbone", "lightgcn")
     for phase in ("pretrain_train", "stage_train"):
         out[phase] = {k: v for k, v in {**defaults, **out.get(phase, {})}.items()
                       if k not in ("ckpt_every", "eval_batch")}
@@ -95,6 +97,8 @@ class Runner:
         if not cfg.final_test and cfg.select_on == "test":
             raise ConfigError("--no-final-test trains the last stage without a test snapshot: "
                               "it needs --select-on val")
+        if cfg.backbone not in models.MODELS:
+            raise ConfigError(f"--backbone {cfg.backbone}: choose from {sorted(models.MODELS)}")
         if cfg.serve is not None and cfg.serve not in cfg.methods:
             raise ConfigError(f"--serve {cfg.serve}: not among --methods {cfg.methods}")
         unknown = [m for m in cfg.methods if m not in METHODS]
@@ -232,9 +236,10 @@ class Runner:
         how = PRETRAININGS[kind]
         g = self.graph(self.data.pretrain, self.cfg.tau_pretrain)
         gen = torch.Generator().manual_seed(derive_seed(self.cfg.seed, "init", kind))
-        x = models.model_class(how["model"]).init_table(self.nu, self.ni, self.cfg.dim, gen)
+        backbone = self.cfg.backbone if how["model"] == "lightgcn" else how["model"]
+        x = models.model_class(backbone).init_table(self.nu, self.ni, self.cfg.dim, gen)
         tw = self.cfg.time_weight if how["temporal"] else 0.0
-        model = models.build(how["model"], x.to(self.dev), self.cfg.layers, tw,
+        model = models.build(backbone, x.to(self.dev), self.cfg.layers, tw,
                              shard=self.shard).to(self.dev)
         first, pre = self.data.snapshots[0], self.data.pretrain
         select = make_eval_set(first.users, first.items, pre.users, pre.items, self.nu,

@@ -135,7 +135,8 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
             idx = perm[start:start + cfg.batch_size]
             users, pos = pair_users[idx].to(dev), pair_items[idx].to(dev)
             s = derive_seed(cfg.seed, tag, epoch, b)
-            neg = backend.sample_negatives(neg_rp, neg_items, users, ni, 1, s)[:, 0]
+            neg = backend.sample_negatives(neg_rp, neg_items, users, ni, model.negatives, s)
+            neg = neg[:, 0] if model.negatives == 1 else neg
             loss = model.batch_loss(graph, users, pos, neg, cfg.keep_prob, s, cfg.weight_decay,
                                     mode=cfg.batch_graph)
             if warmup:

@@ -9,7 +9,8 @@ from .finetune import Finetune
 from .full import Full
 from .graphpro import GraphPro
 
-__all__ = ["METHODS", "KINDS", "PRETRAININGS", "Method", "MethodSpec", "StageStart", "kind_of"]
+__all__ = ["METHODS", "DESCRIPTIONS", "KINDS", "PRETRAININGS", "Method", "MethodSpec",
+           "StageStart", "kind_of"]
 
 KINDS: dict[str, Method] = {"graphpro": GraphPro(), "finetune": Finetune(), "full": Full()}
 
@@ -21,6 +22,18 @@ METHODS: dict[str, MethodSpec] = {
     "graphpro-TE": MethodSpec("graphpro", pretrain="lightgcn", prompt=True, gate=True, iu=True),
     "finetune": MethodSpec("finetune", pretrain="lightgcn"),
     "full": MethodSpec("full", pretrain=None),
+}
+
+# one line each for `graphpro --help`
+DESCRIPTIONS: dict[str, str] = {
+    "graphpro": "GraphPro: temporal-prompt pre-training; per stage structural prompt, random + "
+                "learnable gates, interpolative update",
+    "graphpro-PT": "GraphPro without the structural prompt (ablation)",
+    "graphpro-GT": "GraphPro without the learnable gate (ablation)",
+    "graphpro-IU": "GraphPro without the interpolative update (ablation)",
+    "graphpro-TE": "GraphPro from a pre-training without the temporal prompt (ablation)",
+    "finetune": "incremental fine-tuning: each stage continues from the previous stage's table",
+    "full": "full retraining from scratch on everything up to the snapshot, every stage",
 }
 
 # The pre-trainings methods start from: kind -> (backbone, temporal prompt while pre-training).

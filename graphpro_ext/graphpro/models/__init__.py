@@ -5,12 +5,25 @@ from __future__ import annotations
 
 from .base import Model, bpr_loss, xavier_embeddings
 from .lightgcn import EmbeddingModel
+from .mixgcf import MixGCF
+from .sgl import SGL
+from .simgcl import SimGCL
 
-__all__ = ["MODELS", "Model", "build", "model_class", "EmbeddingModel", "bpr_loss",
+__all__ = ["MODELS", "DESCRIPTIONS", "Model", "build", "model_class", "EmbeddingModel", "bpr_loss",
            "xavier_embeddings"]
 
 MODELS: dict[str, type[Model]] = {
     "lightgcn": EmbeddingModel,  # LightGCN, plus GraphPro's temporal prompt and gate
+    "sgl": SGL,  # + contrastive loss between two edge-dropout views (SGL-ED)
+    "simgcl": SimGCL,  # + contrastive loss between two noise-perturbed views
+    "mixgcf": MixGCF,  # + hard negatives synthesised by positive and hop mixing
+}
+# one line each for `graphpro --help`
+DESCRIPTIONS = {
+    "lightgcn": "LightGCN (He et al. 2020); with the temporal prompt in GraphPro pre-training",
+    "sgl": "SGL-ED (Wu et al. 2021): LightGCN + InfoNCE between two edge-dropout views",
+    "simgcl": "SimGCL (Yu et al. 2022): LightGCN + InfoNCE between two noise-perturbed views",
+    "mixgcf": "MixGCF (Huang et al. 2021): LightGCN + hard negatives mixed from 64 candidates",
 }
 
 

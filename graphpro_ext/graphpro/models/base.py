@@ -5,8 +5,9 @@ What the trainer needs of a model, and nothing more:
 * ``ego(rows)``: layer-0 embeddings (after any learned input transform, e.g. GraphPro's gate);
 * ``forward(graph, keep_prob, seed)``: final embeddings of every node over ``graph`` [N, d]
   (what evaluation ranks with);
-* ``batch_loss(graph, users, pos, neg, keep_prob, seed, weight_decay, mode)``: the BPR loss of a
-  batch (how it propagates is the model's business, with ``self.planner``'s help);
+* ``batch_loss(graph, users, pos, neg, keep_prob, seed, weight_decay, mode)``: the training loss
+  of a batch (how it propagates is the model's business, with ``self.planner``'s help); ``neg``
+  is [B], or [B, k] for a backbone whose ``negatives`` is k > 1 (a candidate pool);
 * ``table()``: the ego-embedding table a later stage starts from (``x_<n>.pt``);
 * ``checkpoint_state()`` / ``restore(state)``: everything needed to resume mid-phase or to go
   back to the best epoch (the default is the module's ``state_dict``);
@@ -24,7 +25,7 @@ from torch import nn
 
 from graphpro_ext.graph import TemporalGraph
 
-__all__ = ["Model", "bpr_loss", "xavier_embeddings"]
+__all__ = ["Model", "bpr_loss", "info_nce", "first_of_each", "xavier_embeddings"]
 
 
 def xavier_embeddings(num_users: int, num_items: int, dim: int, generator: torch.Generator):
@@ -43,8 +44,26 @@ def bpr_loss(u, i, j, ego_rows, weight_decay: float) -> torch.Tensor:
     return rec + weight_decay * 0.5 * ego_rows.pow(2).sum() / u.shape[0]
 
 
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean InfoNCE between two views of the same rows (cosine similarity, in-batch negatives):
+    ``-log(exp(a_i.b_i / t) / sum_j exp(a_i.b_j / t))`` on L2-normalised rows."""
+    a, b = torch.nn.functional.normalize(a, dim=1), torch.nn.functional.normalize(b, dim=1)
+    logits = a @ b.T / temperature
+    return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
+
+
+def first_of_each(ids: torch.Tensor) -> torch.Tensor:
+    """Positions of the first occurrence of every distinct value of ``ids`` (sorted by value)."""
+    uniq, inv = torch.unique(ids, return_inverse=True)
+    pos = torch.arange(ids.numel(), device=ids.device)
+    return torch.full((uniq.numel(),), ids.numel(), device=ids.device,
+                      dtype=pos.dtype).scatter_reduce(0, inv, pos, "amin")
+
+
 class Model(nn.Module):
     """Base class of the backbones: see the module docstring for the contract."""
+
+    negatives: int = 1  # negatives drawn per positive; batch_loss gets neg [B] or [B, k]
 
     @staticmethod
     def init_table(num_users: int, num_items: int, dim: int,

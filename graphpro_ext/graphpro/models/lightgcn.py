@@ -112,6 +112,28 @@ class EmbeddingModel(Model):
         full = dist_cols.all_gather_columns(x, self.shard, self.dim)  # X0 W mixes columns
         return x * torch.sigmoid(full @ self.gate_w + self.gate_b)
 
+    def rows_through(self, graph: TemporalGraph, rows: torch.Tensor, mode: str, propagate,
+                     isolated) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """Run ``propagate(graph, x0) -> tuple of [n, d]`` over the batch's scope (``mode``, see
+        ``batch_loss``) from the gated ego rows, and pick ``rows`` out of every output; in full
+        mode a row without edges takes ``isolated(gated ego rows)``'s entries. Returns (outputs
+        at ``rows``, the un-gated ego rows of ``rows``, for the L2 term). The gather's backward
+        writes ``x.grad`` in place (``_GatherRows``)."""
+        mode, extracted = self.planner.mode(graph, rows, self.num_layers, mode)
+        if mode == "subgraph":
+            sub, nodes = extracted or backend.khop_subgraph(graph, rows, self.num_layers)
+            (x_sub,) = _GatherRows.apply(self.x, nodes)
+            outs = propagate(sub, self.gate(x_sub))
+            at = torch.searchsorted(nodes, rows)
+            return tuple(o[at] for o in outs), x_sub[at]
+        cg = self.planner.compact(graph)
+        x_act, ego = _GatherRows.apply(self.x, cg.glob, rows)
+        outs = propagate(cg.sub, self.gate(x_act))
+        loc = cg.local[rows]
+        has, at = (loc >= 0).unsqueeze(1), loc.clamp(min=0)
+        fill = isolated(self.gate(ego))
+        return tuple(torch.where(has, o[at], f) for o, f in zip(outs, fill)), ego
+
     def batch_loss(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
                    weight_decay: float, mode: str = "auto") -> torch.Tensor:
         """BPR loss of a batch. ``mode="subgraph"``: propagate over the graph induced on the
@@ -121,24 +143,13 @@ class EmbeddingModel(Model):
         nearly all of them, and extracting it costs more than it saves; ``planning``). All give
         the same loss and gradients without dropout; with dropout each draws its own edge mask
         (the subgraph's is keyed by its local ids), from the same distribution."""
-        nu = graph.num_users
-        rows = torch.cat([users, nu + pos, nu + neg])
+        rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg])
         b = users.numel()
-        mode, extracted = self.planner.mode(graph, rows, self.num_layers, mode)
-        if mode == "subgraph":
-            sub, nodes = extracted or backend.khop_subgraph(graph, rows, self.num_layers)
-            (x_sub,) = _GatherRows.apply(self.x, nodes)
-            h = backend.lightgcn(sub, self.gate(x_sub), self.num_layers, self.time_weight,
-                                 keep_prob, seed)
-            at = torch.searchsorted(nodes, rows)
-            e, ego = h[at], x_sub[at]
-        else:
-            cg = self.planner.compact(graph)
-            x_act, ego = _GatherRows.apply(self.x, cg.glob, rows)
-            h = backend.lightgcn(cg.sub, self.gate(x_act), self.num_layers, self.time_weight,
-                                 keep_prob, seed)
-            loc = cg.local[rows]
-            e = torch.where((loc >= 0).unsqueeze(1), h[loc.clamp(min=0)], self.gate(ego))
+        (e,), ego = self.rows_through(
+            graph, rows, mode,
+            lambda sub, x0: (backend.lightgcn(sub, x0, self.num_layers, self.time_weight,
+                                              keep_prob, seed),),
+            lambda ego0: (ego0,))
         if self.shard.sharded:  # partial scores and L2 term all-reduced over the ranks
             return dist_cols.bpr_loss(e[:b], e[b:2 * b], e[2 * b:], ego, weight_decay,
                                       self.shard)
