@@ -157,7 +157,8 @@ def write_model(out: str, *, stage: int, method: str, config: dict, user_map: Id
         "config": config, "num_users": nu, "num_items": ni,
         "user_ids": user_map.ids, "item_ids": item_map.ids,
         "table": table.detach().cpu().contiguous(),
-        "gate": None if gate is None else {k: v.detach().cpu() for k, v in gate.items()},
+        "gate": None if gate is None else {k: v.detach().cpu() if torch.is_tensor(v) else v
+                                           for k, v in gate.items()},
         "user_emb": final[:nu].detach().cpu().contiguous(),
         "item_emb": final[nu:].detach().cpu().contiguous(),
         "history": _history_record(history), "pending": _history_record(pending),

@@ -8,11 +8,13 @@ from .base import Method, MethodSpec, StageStart
 from .finetune import Finetune
 from .full import Full
 from .graphpro import GraphPro
+from .prompt import Prompt
 
 __all__ = ["METHODS", "DESCRIPTIONS", "KINDS", "PRETRAININGS", "Method", "MethodSpec",
            "StageStart", "kind_of"]
 
-KINDS: dict[str, Method] = {"graphpro": GraphPro(), "finetune": Finetune(), "full": Full()}
+KINDS: dict[str, Method] = {"graphpro": GraphPro(), "finetune": Finetune(), "full": Full(),
+                            "prompt": Prompt()}
 
 METHODS: dict[str, MethodSpec] = {
     "graphpro": MethodSpec("graphpro", pretrain="graphpro", prompt=True, gate=True, iu=True),
@@ -22,6 +24,11 @@ METHODS: dict[str, MethodSpec] = {
     "graphpro-TE": MethodSpec("graphpro", pretrain="lightgcn", prompt=True, gate=True, iu=True),
     "finetune": MethodSpec("finetune", pretrain="lightgcn"),
     "full": MethodSpec("full", pretrain=None),
+    "finetune-eq7": MethodSpec("finetune", pretrain="lightgcn", start="propagated"),
+    "lightgcn-variant": MethodSpec("graphpro", pretrain="lightgcn", prompt=True, gate=False,
+                                   iu=False, random_gate=False, temporal=False),
+    "gpf": MethodSpec("prompt", pretrain="lightgcn", prompt_style="feature"),
+    "graphprompt": MethodSpec("prompt", pretrain="lightgcn", prompt_style="readout"),
 }
 
 # one line each for `graphpro --help`
@@ -34,6 +41,14 @@ DESCRIPTIONS: dict[str, str] = {
     "graphpro-TE": "GraphPro from a pre-training without the temporal prompt (ablation)",
     "finetune": "incremental fine-tuning: each stage continues from the previous stage's table",
     "full": "full retraining from scratch on everything up to the snapshot, every stage",
+    "finetune-eq7": "incremental fine-tuning from the previous model's output over the previous "
+                    "graph (the paper's eq. 7)",
+    "lightgcn-variant": "the reference code's LightGCN variant: prompt propagation of the "
+                        "pre-trained table, no gates, no time weights",
+    "gpf": "GPF (Fang et al. 2023): frozen pre-trained LightGCN, a learnable prompt added to "
+           "the input features",
+    "graphprompt": "GraphPrompt (Liu et al. 2023): frozen pre-trained LightGCN, a learnable "
+                   "prompt re-weighting the readout",
 }
 
 # The pre-trainings methods start from: kind -> (backbone, temporal prompt while pre-training).

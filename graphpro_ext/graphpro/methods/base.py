@@ -25,13 +25,22 @@ class MethodSpec:
     """One ``--methods`` name. ``kind``: the module in ``methods/`` that starts its stages;
     ``pretrain``: which pre-trained model it starts from (None: trains from scratch every
     stage); ``prompt``/``gate``/``iu``: GraphPro's structural prompt, learnable gate and
-    interpolative update (kind ``graphpro`` only); ``model``: the backbone in ``models.MODELS``."""
+    interpolative update, ``random_gate``/``temporal``: its random gate before the prompt and the
+    temporal prompt while fine-tuning (kind ``graphpro``); ``start``: where kind ``finetune``
+    starts stage n, the previous table (``"table"``) or its propagation over the previous stage's
+    graph (``"propagated"``, the paper's eq. 7); ``prompt_style``: kind ``prompt``'s learnable
+    prompt, added to the input features (``"feature"``, GPF) or multiplied into the readout
+    (``"readout"``, GraphPrompt); ``model``: the backbone in ``models.MODELS``."""
 
     kind: str
     pretrain: str | None
     prompt: bool = False
     gate: bool = False
     iu: bool = False
+    random_gate: bool = True
+    temporal: bool = True
+    start: str = "table"
+    prompt_style: str = "feature"
     model: str = "lightgcn"
 
 

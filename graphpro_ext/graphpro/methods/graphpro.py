@@ -79,27 +79,31 @@ def start_embeddings(runner, method: str, spec: MethodSpec, n: int,
     return interpolate(pretrained, recent, runner.cfg.interp_order)
 
 
-def prompt_embeddings(runner, n: int, start: torch.Tensor) -> torch.Tensor:
+def prompt_embeddings(runner, n: int, start: torch.Tensor, random_gating: bool = True,
+                      time_weight: float | None = None) -> torch.Tensor:
     """Eqs. (8)-(10): random gating of ``start``, then one no-grad temporal propagation over
-    the pre-training graph plus the (decay-sampled) snapshots before snapshot n."""
+    the pre-training graph plus the (decay-sampled) snapshots before snapshot n (without the
+    gate and with another ``time_weight`` for the reference code's LightGCN variant)."""
     cfg, data = runner.cfg, runner.data
     prev = sample_prompt(data.snapshots[:n - 1], cfg.sample_decay,
                          derive_seed(cfg.seed, "prompt-stage", n))
     gp = runner.graph(Interactions.concat([data.pretrain, *prev]), cfg.tau_pretrain)
     gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "random-gate", n))
+    tw = cfg.time_weight if time_weight is None else time_weight
     with torch.no_grad():
-        return backend.lightgcn(gp, random_gate(start, gen), cfg.layers,
-                                cfg.time_weight, 1.0, 0)
+        x = random_gate(start, gen) if random_gating else start
+        return backend.lightgcn(gp, x, cfg.layers, tw, 1.0, 0)
 
 
 class GraphPro(Method):
     def start(self, runner, name, spec, n, pretrained, gen) -> StageStart:
         cfg = runner.cfg
         start = start_embeddings(runner, name, spec, n, pretrained[spec.pretrain]["x"])
+        tw = cfg.time_weight if spec.temporal else 0.0
         # -PT: no prompt graph (and no random gate, which only exists to feed it)
-        x0 = prompt_embeddings(runner, n, start) if spec.prompt else start
+        x0 = prompt_embeddings(runner, n, start, spec.random_gate, tw) if spec.prompt else start
         g, neg_hist = snapshot_start(runner, n)
-        model = new_model(spec.model, x0, cfg, cfg.time_weight, runner.dev, gate=spec.gate,
+        model = new_model(spec.model, x0, cfg, tw, runner.dev, gate=spec.gate,
                           generator=gen, shard=runner.shard)
         return StageStart(model, g, neg_hist, cfg.stage_train, runner.split(n)[0])
 

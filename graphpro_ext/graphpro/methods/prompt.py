@@ -1,0 +1,73 @@
+"""Graph prompt-tuning baselines: the pre-trained LightGCN stays frozen and each stage learns only
+a prompt vector p [1, d] on snapshot n, from the pre-trained table every stage.
+
+* GPF (Fang et al., NeurIPS 2023, "universal prompt tuning"): p is added to every node's input
+  features, ``x + p``, before propagation; p starts at 0 (the pre-trained model itself).
+* GraphPrompt (Liu et al., WWW 2023): p re-weights the readout element-wise, here the final
+  user and item embeddings (``p * e``) whose dot product scores a pair; p starts at 1.
+
+Both are built from the papers' descriptions, adapted to user-item scoring; they are the
+prompt-learning methods GraphPro's Table 2 compares with.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..models import EmbeddingModel
+from .base import Method, StageStart, snapshot_start
+
+__all__ = ["Prompt", "PromptModel"]
+
+
+class PromptModel(EmbeddingModel):
+    """A frozen table plus one learnable prompt vector (``style``: "feature" or "readout")."""
+
+    def __init__(self, x: torch.Tensor, num_layers: int, time_weight: float, style: str,
+                 **kwargs):
+        super().__init__(x, num_layers, time_weight, **kwargs)
+        if style not in ("feature", "readout"):
+            raise ValueError(f"prompt style must be 'feature' or 'readout', got {style!r}")
+        self.style = style
+        self.x.requires_grad_(False)
+        init = torch.zeros if style == "feature" else torch.ones
+        self.prompt = nn.Parameter(init(1, x.shape[1], dtype=x.dtype, device=x.device))
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.prompt if self.style == "feature" else x
+
+    def forward(self, graph, keep_prob: float = 1.0, seed: int = 0):
+        e = super().forward(graph, keep_prob, seed)
+        return e * self.prompt if self.style == "readout" else e
+
+    def batch_loss(self, graph, users, pos, neg, keep_prob: float, seed: int,
+                   weight_decay: float, mode: str = "auto") -> torch.Tensor:
+        if self.style == "feature":
+            return super().batch_loss(graph, users, pos, neg, keep_prob, seed, weight_decay, mode)
+        from .. import backend
+        from ..models import bpr_loss
+
+        rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg])
+        b = users.numel()
+        (e,), ego = self.rows_through(
+            graph, rows, mode,
+            lambda sub, x0: (backend.lightgcn(sub, x0, self.num_layers, self.time_weight,
+                                              keep_prob, seed),),
+            lambda ego0: (ego0,))
+        e = e * self.prompt
+        return bpr_loss(e[:b], e[b:2 * b], e[2 * b:], ego, weight_decay)
+
+    def input_transform(self) -> dict | None:
+        return {"prompt": self.prompt.detach().clone(), "style": self.style}
+
+
+class Prompt(Method):
+    def start(self, runner, name, spec, n, pretrained, gen) -> StageStart:
+        if runner.shard.sharded:
+            raise ValueError(f"{name}: column-sharded training is not supported")
+        cfg = runner.cfg
+        g, neg_hist = snapshot_start(runner, n)
+        model = PromptModel(pretrained[spec.pretrain]["x"].to(runner.dev), cfg.layers, 0.0,
+                            spec.prompt_style).to(runner.dev)
+        return StageStart(model, g, neg_hist, cfg.stage_train, runner.split(n)[0])
