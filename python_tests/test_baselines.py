@@ -106,3 +106,98 @@ def test_new_methods_run_end_to_end(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert set(res["methods"]) == {"finetune-eq7", "lightgcn-variant", "gpf", "graphprompt"}
     assert all(np.isfinite(v["average"]["recall@20"]) for v in res["methods"].values())
+
+
+def _dense_graph(r, n):
+    d = r.data
+    t = r.split(n)[0]
+    return dense_operator(t.users, t.items, t.times, d.num_users, d.num_items, TAU_FT, 0.0)
+
+
+def _gru_cell(cell, x, h):
+    """torch.nn.GRUCell by its documented equations, in float64."""
+    wi, wh = cell.weight_ih.double(), cell.weight_hh.double()
+    bi, bh = cell.bias_ih.double(), cell.bias_hh.double()
+    gi, gh = x @ wi.T + bi, h @ wh.T + bh
+    d = h.shape[1]
+    r = torch.sigmoid(gi[:, :d] + gh[:, :d])
+    z = torch.sigmoid(gi[:, d:2 * d] + gh[:, d:2 * d])
+    n = torch.tanh(gi[:, 2 * d:] + r * gh[:, 2 * d:])
+    return (1 - z) * n + z * h
+
+
+def test_roland_layers_states_and_live_update(tmp_path):
+    r = runner(tmp_path / "r", methods=["roland"])
+    starts, models = _capture(r)
+    pre = _pretrained(r)
+    d = r.data
+    r.stage("roland", 1, pre)
+    carried = r.load_stage_state("roland", 1)
+    r.stage("roland", 2, pre)
+    # stage 1 states: the pre-trained layers A^l x over the pre-training graph
+    p = d.pretrain
+    op = dense_operator(p.users, p.items, p.times, d.num_users, d.num_items, TAU_PRE, 0.0)
+    h = pre["lightgcn"]["x"].double()
+    for layer in range(LAYERS):
+        h = op @ h
+        assert_table_close(starts[("roland", 1)]["states"][layer], h, f"state {layer + 1}")
+    # the trained stage-1 model's forward, by hand: h_l = GRU_l(A h_{l-1}, state_l)
+    m = models[("roland", 1)]
+    op1 = _dense_graph(r, 1)
+    with torch.no_grad():
+        x = m.x.double()
+        has_edges = op1.abs().sum(1) > 0
+        h, out = x, x.clone()
+        for layer in range(LAYERS):
+            h = _gru_cell(m.cells[layer], op1 @ h, m.states[layer].double())
+            out = out + torch.where(has_edges[:, None], h, torch.zeros_like(h))
+        want = torch.where(has_edges[:, None], out, x)
+        assert_table_close(m(r.graph(r.split(1)[0], TAU_FT)), want, "roland forward")
+    # stage 2 starts from stage 1's carried table, GRUs and states (nodes without edges kept)
+    s2 = starts[("roland", 2)]
+    torch.testing.assert_close(s2["x"], carried["x"])
+    torch.testing.assert_close(s2["states"], carried["states"])
+    torch.testing.assert_close(s2["cells.0.weight_hh"], carried["cells"]["cell0.weight_hh"])
+    no_edges = ~has_edges
+    assert no_edges.any()
+    torch.testing.assert_close(carried["states"][:, no_edges],
+                               starts[("roland", 1)]["states"][:, no_edges])
+
+
+def test_evolvegcn_weights_evolve_by_the_matrix_gru(tmp_path):
+    for variant in ("evolvegcn-o", "evolvegcn-h"):
+        r = runner(tmp_path / variant, methods=[variant])
+        starts, models = _capture(r)
+        pre = _pretrained(r)
+        r.stage(variant, 1, pre)
+        carried = r.load_stage_state(variant, 1)
+        r.stage(variant, 2, pre)
+        eye = torch.eye(pre["lightgcn"]["x"].shape[1]).expand(LAYERS, -1, -1)
+        torch.testing.assert_close(starts[(variant, 1)]["prev_weights"], eye)
+        m = models[(variant, 1)]
+        with torch.no_grad():
+            def gru(g, x, h):
+                z = torch.sigmoid(g.w_update @ x + g.u_update @ h + g.b_update)
+                rr = torch.sigmoid(g.w_reset @ x + g.u_reset @ h + g.b_reset)
+                c = torch.tanh(g.w_cand @ x + g.u_cand @ (rr * h) + g.b_cand)
+                return (1 - z) * h + z * c
+
+            if variant == "evolvegcn-h":
+                s = m.x @ m.score / m.score.norm()
+                top = torch.argsort(s, descending=True)[:m.x.shape[1]]
+                inp = [(m.x[top] * torch.tanh(s[top])[:, None]).T] * LAYERS
+            else:
+                inp = list(m.prev_weights)
+            w = [gru(m.grus[k], inp[k], m.prev_weights[k]) for k in range(LAYERS)]
+            torch.testing.assert_close(carried["weights"], torch.stack(w), rtol=1e-5, atol=1e-6)
+            op1 = _dense_graph(r, 1)
+            h, out = m.x.double(), m.x.double()
+            has_edges = op1.abs().sum(1) > 0
+            for k in range(LAYERS):
+                h = (op1 @ h) @ w[k].double()
+                out = out + h
+            want = torch.where(has_edges[:, None], out, m.x.double())
+            assert_table_close(m(r.graph(r.split(1)[0], TAU_FT)), want, f"{variant} forward",
+                               atol=5e-5)
+        torch.testing.assert_close(starts[(variant, 2)]["prev_weights"], carried["weights"])
+        torch.testing.assert_close(starts[(variant, 2)]["x"], carried["x"])

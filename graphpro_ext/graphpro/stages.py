@@ -220,10 +220,15 @@ class Runner:
 
     def load_table(self, method: str, n: int) -> torch.Tensor:
         """The table ``method``'s stage n ended with (what later stages start from)."""
-        saved = load_checkpoint(self.layout.table(method, n),
-                                f"{method} stage {n} (delete stage_{n}.pt too)", self.dev,
-                                weights_only=True)
+        saved = self.load_stage_state(method, n)
         return saved["x"] if isinstance(saved, dict) else saved  # a bare table: older runs
+
+    def load_stage_state(self, method: str, n: int):
+        """What stage n left for later stages (``x_<n>.pt``): its table, plus the model's
+        ``carry()`` (e.g. evolving node states or weights)."""
+        return load_checkpoint(self.layout.table(method, n),
+                               f"{method} stage {n} (delete stage_{n}.pt too)", self.dev,
+                               weights_only=True)
 
     # -- pre-training -------------------------------------------------------------------------
     def pretrain(self, kind: str) -> dict:
@@ -301,7 +306,8 @@ class Runner:
                  + f" (best epoch {summary['best_epoch']}, {res['wall_s']:.1f}s)")
         keep = kind.tables_kept(spec, cfg)
         if keep:  # later stages start from these embeddings
-            self._shared(save_atomic, {"x": model.table(), "num_users": self.nu},
+            carry = model.carry(st.graph)  # every rank takes part; rank 0 writes
+            self._shared(save_atomic, {"x": model.table(), "num_users": self.nu, **carry},
                          self.layout.table(method, n))
         if method == self.serve:
             self.save_model(n, method, model, st.graph,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from .base import Method, MethodSpec, StageStart
 from .finetune import Finetune
 from .full import Full
+from .evolving import Evolving
 from .graphpro import GraphPro
 from .prompt import Prompt
 
@@ -14,7 +15,7 @@ __all__ = ["METHODS", "DESCRIPTIONS", "KINDS", "PRETRAININGS", "Method", "Method
            "StageStart", "kind_of"]
 
 KINDS: dict[str, Method] = {"graphpro": GraphPro(), "finetune": Finetune(), "full": Full(),
-                            "prompt": Prompt()}
+                            "prompt": Prompt(), "evolving": Evolving()}
 
 METHODS: dict[str, MethodSpec] = {
     "graphpro": MethodSpec("graphpro", pretrain="graphpro", prompt=True, gate=True, iu=True),
@@ -29,6 +30,9 @@ METHODS: dict[str, MethodSpec] = {
                                    iu=False, random_gate=False, temporal=False),
     "gpf": MethodSpec("prompt", pretrain="lightgcn", prompt_style="feature"),
     "graphprompt": MethodSpec("prompt", pretrain="lightgcn", prompt_style="readout"),
+    "roland": MethodSpec("evolving", pretrain="lightgcn", variant="roland"),
+    "evolvegcn-o": MethodSpec("evolving", pretrain="lightgcn", variant="evolvegcn-o"),
+    "evolvegcn-h": MethodSpec("evolving", pretrain="lightgcn", variant="evolvegcn-h"),
 }
 
 # one line each for `graphpro --help`
@@ -49,6 +53,12 @@ DESCRIPTIONS: dict[str, str] = {
            "the input features",
     "graphprompt": "GraphPrompt (Liu et al. 2023): frozen pre-trained LightGCN, a learnable "
                    "prompt re-weighting the readout",
+    "roland": "ROLAND-GRU (You et al. 2022): per-layer node states updated by GRUs from stage "
+              "to stage, live update",
+    "evolvegcn-o": "EvolveGCN-O (Pareja et al. 2020): per-layer weights evolved by a matrix GRU "
+                   "from the previous weights",
+    "evolvegcn-h": "EvolveGCN-H: per-layer weights evolved by a matrix GRU from a top-k summary "
+                   "of the node table",
 }
 
 # The pre-trainings methods start from: kind -> (backbone, temporal prompt while pre-training).

@@ -30,7 +30,8 @@ class MethodSpec:
     starts stage n, the previous table (``"table"``) or its propagation over the previous stage's
     graph (``"propagated"``, the paper's eq. 7); ``prompt_style``: kind ``prompt``'s learnable
     prompt, added to the input features (``"feature"``, GPF) or multiplied into the readout
-    (``"readout"``, GraphPrompt); ``model``: the backbone in ``models.MODELS``."""
+    (``"readout"``, GraphPrompt); ``variant``: kind ``evolving``'s model (``"roland"``,
+    ``"evolvegcn-o"``, ``"evolvegcn-h"``); ``model``: the backbone in ``models.MODELS``."""
 
     kind: str
     pretrain: str | None
@@ -41,6 +42,7 @@ class MethodSpec:
     temporal: bool = True
     start: str = "table"
     prompt_style: str = "feature"
+    variant: str = ""
     model: str = "lightgcn"
 
 

@@ -12,7 +12,9 @@ What the trainer needs of a model, and nothing more:
 * ``checkpoint_state()`` / ``restore(state)``: everything needed to resume mid-phase or to go
   back to the best epoch (the default is the module's ``state_dict``);
 * ``input_transform()`` / ``load_input_transform(state)``: the full (gathered) parameters of
-  the learned input transform, for saved models (None: the backbone has none).
+  the learned input transform, for saved models (None: the backbone has none);
+* ``carry(graph)``: tensors besides the table that the next stage starts from (evolving
+  states or weights of the dynamic baselines; none by default).
 
 A model is built by name from ``graphpro_ext.graphpro.models.MODELS`` with its starting table
 ``x`` [U+I, d] (users first) and ``init_table`` draws a fresh one.
@@ -89,6 +91,11 @@ class Model(nn.Module):
 
     def input_transform(self) -> dict | None:
         return None
+
+    def carry(self, graph) -> dict:
+        """Tensors besides the table that the next stage of the same method starts from (saved
+        in ``x_<n>.pt``; none by default)."""
+        return {}
 
     def load_input_transform(self, state: dict | None) -> None:
         if state is not None:

@@ -115,7 +115,8 @@ class EmbeddingModel(Model):
     def rows_through(self, graph: TemporalGraph, rows: torch.Tensor, mode: str, propagate,
                      isolated) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
         """Run ``propagate(graph, x0) -> tuple of [n, d]`` over the batch's scope (``mode``, see
-        ``batch_loss``) from the gated ego rows, and pick ``rows`` out of every output; in full
+        ``batch_loss``) from the gated ego rows, and pick ``rows`` out of every output (the
+        scope's global node ids are ``self.scope_nodes`` while it runs); in full
         mode a row without edges takes ``isolated(gated ego rows)``'s entries. Returns (outputs
         at ``rows``, the un-gated ego rows of ``rows``, for the L2 term). The gather's backward
         writes ``x.grad`` in place (``_GatherRows``)."""
@@ -123,11 +124,13 @@ class EmbeddingModel(Model):
         if mode == "subgraph":
             sub, nodes = extracted or backend.khop_subgraph(graph, rows, self.num_layers)
             (x_sub,) = _GatherRows.apply(self.x, nodes)
+            self.scope_nodes = nodes
             outs = propagate(sub, self.gate(x_sub))
             at = torch.searchsorted(nodes, rows)
             return tuple(o[at] for o in outs), x_sub[at]
         cg = self.planner.compact(graph)
         x_act, ego = _GatherRows.apply(self.x, cg.glob, rows)
+        self.scope_nodes = cg.glob
         outs = propagate(cg.sub, self.gate(x_act))
         loc = cg.local[rows]
         has, at = (loc >= 0).unsqueeze(1), loc.clamp(min=0)
