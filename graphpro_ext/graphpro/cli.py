@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .methods import DESCRIPTIONS as METHOD_HELP
     from .models import DESCRIPTIONS as MODEL_HELP
     from .models import MODELS
+    from .methods import DEFAULT_METHODS
     from .stages import METHODS
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -259,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                 + "\n".join(f"  {k:12s} {MODEL_HELP[k]}" for k in MODELS))
     sub = p.add_subparsers(dest="command", required=True)
     for name, helptext, default_methods in [
-        ("run", "pre-train, fine-tune every stage, baselines, report", ",".join(METHODS)),
+        ("run", "pre-train, fine-tune every stage, baselines, report",
+         ",".join(DEFAULT_METHODS)),
         ("pretrain", "pre-train only (checkpoint in OUT/ckpt)", "graphpro"),
         ("finetune", "fine-tune every stage from OUT/ckpt's pre-trained model", "graphpro"),
     ]:
@@ -267,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_data(sp)
         _add_training(sp, dynamic=True)
         sp.add_argument("--methods", default=default_methods,
-                        help=f"comma-separated, from {','.join(METHODS)}")
+                        help=f"comma-separated names (graphpro --help lists them), or all "
+                             f"(default: "
+                             f"{default_methods})")
         sp.add_argument("--backbone", choices=sorted(MODELS), default="lightgcn",
                         help="the backbone GraphPro pre-trains with (fine-tuning stays "
                              "GraphPro's); see graphpro --help")
@@ -496,6 +500,8 @@ def _cmd_dynamic(args, hp, rd, shard) -> int:
     from .stages import METHODS, RunConfig, Runner
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if methods == ["all"]:
+        methods = list(METHODS)
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ConfigError(f"--methods: unknown method(s) {bad[:5]}; choose from "

@@ -29,7 +29,7 @@ from .checkpoint import CheckpointLayout, load_checkpoint
 from .data import Interactions, SnapshotData, hold_out_pairs, pair_keys
 from .distributed import Shard
 from .errors import ConfigError
-from .methods import METHODS, PRETRAININGS, kind_of
+from .methods import DEFAULT_METHODS, METHODS, PRETRAININGS, kind_of
 from .methods import graphpro as _graphpro
 from .methods.graphpro import prompt_rates, sample_prompt
 from .metrics import EvalSet, evaluate, make_eval_set
@@ -45,7 +45,7 @@ __all__ = ["RunConfig", "METHODS", "Runner", "prompt_rates", "sample_prompt"]
 @dataclass
 class RunConfig:
     out: str
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     dim: int = 64
     layers: int = 3
     time_weight: float = 0.5

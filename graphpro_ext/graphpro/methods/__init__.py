@@ -11,7 +11,7 @@ from .evolving import Evolving
 from .graphpro import GraphPro
 from .prompt import Prompt
 
-__all__ = ["METHODS", "DESCRIPTIONS", "KINDS", "PRETRAININGS", "Method", "MethodSpec",
+__all__ = ["METHODS", "DEFAULT_METHODS", "DESCRIPTIONS", "KINDS", "PRETRAININGS", "Method", "MethodSpec",
            "StageStart", "kind_of"]
 
 KINDS: dict[str, Method] = {"graphpro": GraphPro(), "finetune": Finetune(), "full": Full(),
@@ -34,6 +34,11 @@ METHODS: dict[str, MethodSpec] = {
     "evolvegcn-o": MethodSpec("evolving", pretrain="lightgcn", variant="evolvegcn-o"),
     "evolvegcn-h": MethodSpec("evolving", pretrain="lightgcn", variant="evolvegcn-h"),
 }
+
+# what `graphpro run` runs without --methods: GraphPro, its ablations and our own baselines (the
+# Table 2 baselines are named, or `--methods all`)
+DEFAULT_METHODS = ["graphpro", "graphpro-PT", "graphpro-GT", "graphpro-IU", "graphpro-TE",
+                   "finetune", "full"]
 
 # one line each for `graphpro --help`
 DESCRIPTIONS: dict[str, str] = {
