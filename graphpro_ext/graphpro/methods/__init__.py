@@ -11,7 +11,8 @@ from .evolving import Evolving
 from .graphpro import GraphPro
 from .prompt import Prompt
 
-__all__ = ["METHODS", "DEFAULT_METHODS", "DESCRIPTIONS", "KINDS", "PRETRAININGS", "Method", "MethodSpec",
+__all__ = ["METHODS", "DEFAULT_METHODS", "DESCRIPTIONS", "KINDS", "PRETRAININGS", "Method",
+           "MethodSpec",
            "StageStart", "kind_of"]
 
 KINDS: dict[str, Method] = {"graphpro": GraphPro(), "finetune": Finetune(), "full": Full(),
