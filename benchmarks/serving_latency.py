@@ -54,6 +54,16 @@ def main(argv=None):
                  f"{len(users) / t:,.0f} users/s"))
     t, _ = _timed(lambda: m.recommend(users[:1], k=a.k))
     rows.append((f"recommend top-{a.k} for one user (model loaded)", t, ""))
+    os.makedirs(work, exist_ok=True)
+    ufile = os.path.join(work, "users.txt")
+    with open(ufile, "w") as f:
+        f.write("\n".join(map(str, users)) + "\n")
+    for fmt in ("csv", "parquet"):
+        out = os.path.join(work, f"recs.{fmt}")
+        t, _ = _timed(lambda: cli_main(["recommend", "--run", a.run, "--users", ufile, "--k",
+                                        str(a.k), "--format", fmt, "--output", out]))
+        rows.append((f"`graphpro recommend` for every user, {fmt} file (load included)", t,
+                     f"{os.path.getsize(out) / 2**20:.0f} MiB"))
     exp = os.path.join(work, "export")
     t, _ = _timed(lambda: cli_main(["export", "--run", a.run, "--out", exp]))
     rows.append(("export npy (ids + embeddings)", t, ""))

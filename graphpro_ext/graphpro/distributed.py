@@ -131,12 +131,14 @@ def row_normalize(x: torch.Tensor, shard: Shard, eps: float = 1e-12) -> torch.Te
 
 
 def bpr_loss(u, i, j, ego_rows, weight_decay: float, shard: Shard) -> torch.Tensor:
-    """The trainer's BPR loss, ``mean -log(1e-10 + sigmoid(u.i - u.j)) + wd/2 * |ego|^2 / B``,
-    from this rank's columns: the partial scores and the partial L2 term travel in one
-    all-reduce, so the loss is the full one on every rank and each rank's backward yields the
-    gradient of its own columns."""
+    """The trainer's BPR loss, ``mean -log(1e-10 + sigmoid(u.(i - j))) + wd/2 * |ego|^2 / B``,
+    from this rank's columns: the partial score differences and the partial L2 term travel in
+    one all-reduce (B + 1 floats), so the loss is the full one on every rank and each rank's
+    backward yields the gradient of its own columns."""
+    from .models.base import square_sum
+
     b = u.shape[0]
-    partial = torch.cat([(u * i).sum(1), (u * j).sum(1), ego_rows.pow(2).sum().view(1)])
+    partial = torch.cat([(u * (i - j)).sum(1), square_sum(ego_rows).view(1)])
     total = all_reduce_sum(partial, shard)
-    rec = -torch.log(1e-10 + torch.sigmoid(total[:b] - total[b:2 * b])).mean()
-    return rec + weight_decay * 0.5 * total[2 * b] / b
+    rec = -torch.log(1e-10 + torch.sigmoid(total[:b])).mean()
+    return rec + weight_decay * 0.5 * total[b] / b

@@ -79,7 +79,7 @@ class _LayerwiseModel(EmbeddingModel):
 
     def batch_loss(self, graph, users, pos, neg, keep_prob: float, seed: int,
                    weight_decay: float, mode: str = "auto") -> torch.Tensor:
-        from ..models import bpr_loss
+        from ..models.base import bpr_loss, split3
 
         rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg])
         b = users.numel()
@@ -87,7 +87,7 @@ class _LayerwiseModel(EmbeddingModel):
             graph, rows, mode,
             lambda sub, x0: (sum(self._layers(sub, x0, keep_prob, seed, self.scope_nodes)),),
             lambda ego0: (ego0,))
-        return bpr_loss(e[:b], e[b:2 * b], e[2 * b:], ego, weight_decay)
+        return bpr_loss(*split3(e, b), ego, weight_decay)
 
 
 class RolandModel(_LayerwiseModel):

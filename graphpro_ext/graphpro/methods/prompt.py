@@ -46,7 +46,7 @@ class PromptModel(EmbeddingModel):
         if self.style == "feature":
             return super().batch_loss(graph, users, pos, neg, keep_prob, seed, weight_decay, mode)
         from .. import backend
-        from ..models import bpr_loss
+        from ..models.base import bpr_loss, split3
 
         rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg])
         b = users.numel()
@@ -56,7 +56,7 @@ class PromptModel(EmbeddingModel):
                                               keep_prob, seed),),
             lambda ego0: (ego0,))
         e = e * self.prompt
-        return bpr_loss(e[:b], e[b:2 * b], e[2 * b:], ego, weight_decay)
+        return bpr_loss(*split3(e, b), ego, weight_decay)
 
     def input_transform(self) -> dict | None:
         return {"prompt": self.prompt.detach().clone(), "style": self.style}

@@ -27,7 +27,8 @@ from torch import nn
 
 from graphpro_ext.graph import TemporalGraph
 
-__all__ = ["Model", "bpr_loss", "info_nce", "first_of_each", "xavier_embeddings"]
+__all__ = ["Model", "EgoRows", "square_sum", "split3", "bpr_loss", "info_nce", "first_of_each",
+           "xavier_embeddings"]
 
 
 def xavier_embeddings(num_users: int, num_items: int, dim: int, generator: torch.Generator):
@@ -39,11 +40,37 @@ def xavier_embeddings(num_users: int, num_items: int, dim: int, generator: torch
     return torch.cat([table(num_users), table(num_items)])
 
 
+class EgoRows:
+    """The un-gated ego rows of a batch, for the L2 term, kept as (table, row ids): their sum of
+    squares is taken over the distinct rows weighted by how often each occurs, so a large batch
+    (3B rows, mostly repeats) costs O(distinct rows) instead of three passes over [3B, d]."""
+
+    def __init__(self, table: torch.Tensor, rows: torch.Tensor, gather):
+        self.table, self.rows, self._gather = table, rows, gather
+
+    def square_sum(self) -> torch.Tensor:
+        counts = torch.bincount(self.rows, minlength=self.table.shape[0])
+        distinct = counts.nonzero().squeeze(1)
+        (x,) = self._gather(self.table, distinct)
+        return (counts[distinct].to(x.dtype) * x.pow(2).sum(1)).sum()
+
+
+def square_sum(ego_rows) -> torch.Tensor:
+    return ego_rows.square_sum() if isinstance(ego_rows, EgoRows) else ego_rows.pow(2).sum()
+
+
+def split3(e: torch.Tensor, b: int):
+    """(users, positives, negatives) rows of a [3B, d] batch output; unbinding a view keeps the
+    backward to one [3B, d] write (three slices would each fill a zero [3B, d] gradient)."""
+    return e.view(3, b, e.shape[1]).unbind(0)
+
+
 def bpr_loss(u, i, j, ego_rows, weight_decay: float) -> torch.Tensor:
-    """``mean -log(1e-10 + sigmoid(u.i - u.j))`` plus ``wd/2 * (|u|^2+|i|^2+|j|^2) / B`` on the
-    un-gated ego rows of the batch (the reference's regulariser)."""
-    rec = -torch.log(1e-10 + torch.sigmoid((u * i).sum(1) - (u * j).sum(1))).mean()
-    return rec + weight_decay * 0.5 * ego_rows.pow(2).sum() / u.shape[0]
+    """``mean -log(1e-10 + sigmoid(u.(i - j)))`` plus ``wd/2 * (|u|^2+|i|^2+|j|^2) / B`` on the
+    un-gated ego rows of the batch (the reference's regulariser; ``ego_rows`` a tensor or
+    ``EgoRows``)."""
+    rec = -torch.log(1e-10 + torch.sigmoid((u * (i - j)).sum(1))).mean()
+    return rec + weight_decay * 0.5 * square_sum(ego_rows) / u.shape[0]
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:

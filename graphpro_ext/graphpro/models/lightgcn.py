@@ -15,7 +15,7 @@ from graphpro_ext.graph import TemporalGraph
 from .. import backend
 from .. import distributed as dist_cols
 from ..planning import DEFAULT, BatchPlanner
-from .base import Model, bpr_loss
+from .base import EgoRows, Model, bpr_loss, split3
 
 __all__ = ["EmbeddingModel"]
 
@@ -121,21 +121,28 @@ class EmbeddingModel(Model):
         at ``rows``, the un-gated ego rows of ``rows``, for the L2 term). The gather's backward
         writes ``x.grad`` in place (``_GatherRows``)."""
         mode, extracted = self.planner.mode(graph, rows, self.num_layers, mode)
+        ego = EgoRows(self.x, rows, _GatherRows.apply)
         if mode == "subgraph":
             sub, nodes = extracted or backend.khop_subgraph(graph, rows, self.num_layers)
             (x_sub,) = _GatherRows.apply(self.x, nodes)
             self.scope_nodes = nodes
             outs = propagate(sub, self.gate(x_sub))
             at = torch.searchsorted(nodes, rows)
-            return tuple(o[at] for o in outs), x_sub[at]
+            return tuple(o.index_select(0, at) for o in outs), ego
         cg = self.planner.compact(graph)
-        x_act, ego = _GatherRows.apply(self.x, cg.glob, rows)
+        (x_act,) = _GatherRows.apply(self.x, cg.glob)
         self.scope_nodes = cg.glob
         outs = propagate(cg.sub, self.gate(x_act))
         loc = cg.local[rows]
-        has, at = (loc >= 0).unsqueeze(1), loc.clamp(min=0)
-        fill = isolated(self.gate(ego))
-        return tuple(torch.where(has, o[at], f) for o, f in zip(outs, fill)), ego
+        lonely = loc < 0
+        if not bool(lonely.any()):
+            return tuple(o.index_select(0, loc) for o in outs), ego
+        # rows without edges: their outputs are ``isolated``'s, appended after the graph's rows
+        alone = torch.unique(rows[lonely])
+        (x_alone,) = _GatherRows.apply(self.x, alone)
+        fill = isolated(self.gate(x_alone))
+        at = torch.where(lonely, outs[0].shape[0] + torch.searchsorted(alone, rows), loc)
+        return tuple(torch.cat([o, f]).index_select(0, at) for o, f in zip(outs, fill)), ego
 
     def batch_loss(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
                    weight_decay: float, mode: str = "auto") -> torch.Tensor:
@@ -154,6 +161,5 @@ class EmbeddingModel(Model):
                                               keep_prob, seed),),
             lambda ego0: (ego0,))
         if self.shard.sharded:  # partial scores and L2 term all-reduced over the ranks
-            return dist_cols.bpr_loss(e[:b], e[b:2 * b], e[2 * b:], ego, weight_decay,
-                                      self.shard)
-        return bpr_loss(e[:b], e[b:2 * b], e[2 * b:], ego, weight_decay)
+            return dist_cols.bpr_loss(*split3(e, b), ego, weight_decay, self.shard)
+        return bpr_loss(*split3(e, b), ego, weight_decay)

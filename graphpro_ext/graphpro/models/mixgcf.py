@@ -16,7 +16,7 @@ import torch
 
 from .. import backend
 from ..runtime import derive_seed
-from .base import bpr_loss
+from .base import EgoRows, bpr_loss
 from .lightgcn import EmbeddingModel
 
 __all__ = ["MixGCF"]
@@ -51,5 +51,8 @@ class MixGCF(EmbeddingModel):
             best = (e_u.unsqueeze(1) * mixed).sum(-1).argmax(dim=1)  # [B, L+1]
         idx = best[:, None, :, None].expand(b, 1, nl, mixed.shape[-1])
         e_n = mixed.gather(1, idx).squeeze(1)  # [B, L+1, d]
-        reg_rows = torch.cat([ego[:2 * b], e_n[:, 0]])
-        return bpr_loss(e_u.mean(1), e_p.mean(1), e_n.mean(1), reg_rows, weight_decay)
+        # L2 on the users' and positives' ego rows and the synthesised negatives' layer 0
+        users_pos = EgoRows(ego.table, rows[:2 * b], ego._gather)
+        reg = users_pos.square_sum() + e_n[:, 0].pow(2).sum()
+        return bpr_loss(e_u.mean(1), e_p.mean(1), e_n.mean(1), torch.zeros(0), 0.0) + \
+            weight_decay * 0.5 * reg / b
