@@ -1,7 +1,7 @@
 """Per-rank compute of column-sharded pre-training, measured, and the simulated scaling table.
 
 With P ranks each rank runs the trainer's step on d/P embedding columns (propagation, BPR,
-Adam) plus one all-reduce of 2B + 1 floats. This measures the step of the real trainer model
+Adam) plus one all-reduce of B + 1 floats. This measures the step of the real trainer model
 at d/P columns for each P (interleaved rounds, median), in one process, and adds the
 communication time of the volume model in docs/SCALE.md for a given link bandwidth and latency
 (parameters: a model, not a measurement of a network). The per-rank step also holds work that
@@ -48,10 +48,10 @@ def step_fn(graph, dim: int, batch: int, seed: int = 0):
 
 
 def comm_seconds(world: int, batch: int, bandwidth_gbs: float, latency_us: float) -> float:
-    """Ring all-reduce of the 2B + 1 partial sums (docs/SCALE.md)."""
+    """Ring all-reduce of the B + 1 partial sums (docs/SCALE.md)."""
     if world == 1:
         return 0.0
-    volume = 2 * (world - 1) / world * (2 * batch + 1) * 4
+    volume = 2 * (world - 1) / world * (batch + 1) * 4
     return volume / (bandwidth_gbs * 1e9) + 2 * math.log2(world) * latency_us * 1e-6
 
 
@@ -84,7 +84,7 @@ def main() -> None:
     print(f"# {g.num_edges:,} directed edges, {g.num_nodes:,} nodes, d = {args.dim}, "
           f"B = {args.batch}, {torch.get_num_threads()} threads, {args.rounds} rounds x "
           f"{args.steps} steps, median")
-    print(f"# communication: ring all-reduce of 2B+1 floats at {args.bandwidth} GB/s, "
+    print(f"# communication: ring all-reduce of B+1 floats at {args.bandwidth} GB/s, "
           f"{args.latency} us latency (model)")
     print("| P | columns/rank | step, measured (ms) | comm, model (ms) | step, simulated (ms) "
           "| speed-up vs P = 1 |")

@@ -454,8 +454,11 @@ def _check_memory(args, hp, num_users, num_items, parts, files, window=0) -> Non
     hint = ("remap the ids to a dense range: give the interactions as a table (--table "
             "user,item,timestamp CSV or Parquet), whose ids are mapped" if not
             getattr(args, "table", None) else "")
+    from .train import resolve_batch_size
+
     est = check_memory(num_users, num_items, files, users, items, hp["dim"], users.size,
-                       hp["eval_batch"], window, args.max_memory, hint, hp["batch_size"])
+                       hp["eval_batch"], window, args.max_memory, hint,
+                       resolve_batch_size(hp["batch_size"], users.size))
     log.info(f"memory estimate {fmt_bytes(est)} ({est} bytes)")
 
 

@@ -30,7 +30,8 @@ from .runtime import derive_seed, maybe_fail, save_atomic
 log = logging.getLogger("graphpro")
 
 # derive_seed, save_atomic and maybe_fail live in runtime; re-exported for older imports
-__all__ = ["TrainConfig", "BASE_BATCH", "scaled_lr", "fit", "evaluate_model", "derive_seed",
+__all__ = ["TrainConfig", "BASE_BATCH", "auto_batch_size", "scaled_lr", "fit", "evaluate_model",
+           "derive_seed",
            "save_atomic", "maybe_fail"]
 
 
@@ -38,7 +39,7 @@ __all__ = ["TrainConfig", "BASE_BATCH", "scaled_lr", "fit", "evaluate_model", "d
 class TrainConfig:
     epochs: int = 300
     patience: int = 10
-    batch_size: int = 2048
+    batch_size: int | str = 2048  # or "auto": auto_batch_size(training interactions)
     lr: float = 1e-3
     weight_decay: float = 1e-4
     keep_prob: float = 0.5  # 1 - edge dropout
@@ -54,6 +55,23 @@ class TrainConfig:
 
 BASE_BATCH = 2048  # the batch size the reference's lr (1e-3) was tuned for
 LR_RULES = ("none", "sqrt", "linear")
+
+
+AUTO_MIN_STEPS = 8  # an epoch of the auto batch size keeps at least this many steps
+AUTO_MAX_BATCH = 262144
+
+
+def auto_batch_size(num_interactions: int) -> int:
+    """``--batch-size auto``: the largest power of two that leaves at least AUTO_MIN_STEPS steps
+    per epoch, within [BASE_BATCH, AUTO_MAX_BATCH] (the rule docs/SCALE.md measured: with the
+    square-root lr rule these batch sizes reach B = 2048's Recall@20)."""
+    target = max(int(num_interactions) // AUTO_MIN_STEPS, 1)
+    b = 1 << (target.bit_length() - 1)
+    return int(min(max(b, BASE_BATCH), AUTO_MAX_BATCH))
+
+
+def resolve_batch_size(batch_size, num_interactions: int) -> int:
+    return auto_batch_size(num_interactions) if batch_size == "auto" else int(batch_size)
 
 
 def scaled_lr(lr: float, batch_size: int, rule: str) -> float:
@@ -104,10 +122,14 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
                     f"negative exists for them, their {int((~keep).sum())} positives are "
                     "skipped in BPR")
     n = pair_users.numel()
-    lr = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_rule)
+    bs = resolve_batch_size(cfg.batch_size, n)
+    lr = scaled_lr(cfg.lr, bs, cfg.lr_rule)
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)  # one pass over [N, d]
-    steps_per_epoch = -(-n // cfg.batch_size)
-    warmup = int(round(cfg.warmup_epochs * steps_per_epoch)) if cfg.batch_size > BASE_BATCH else 0
+    steps_per_epoch = -(-n // bs)
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch)) if bs > BASE_BATCH else 0
+    if cfg.batch_size == "auto" or bs > BASE_BATCH:
+        log.info(f"[{tag}] batch size {bs}{' (auto)' if cfg.batch_size == 'auto' else ''}, "
+                 f"lr {lr:.3g} ({cfg.lr_rule} rule), warm-up {warmup} steps")
     st = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "best_metrics": None, "bad": 0,
           "history": [], "train_s": 0.0, "eval_s": 0.0, "best_state": None}
     if resume and ckpt_path and os.path.exists(ckpt_path):
@@ -131,8 +153,8 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         perm = torch.from_numpy(np.random.default_rng(derive_seed(cfg.seed, tag, epoch))
                                 .permutation(n))
         total = 0.0
-        for b, start in enumerate(range(0, n, cfg.batch_size)):
-            idx = perm[start:start + cfg.batch_size]
+        for b, start in enumerate(range(0, n, bs)):
+            idx = perm[start:start + bs]
             users, pos = pair_users[idx].to(dev), pair_items[idx].to(dev)
             s = derive_seed(cfg.seed, tag, epoch, b)
             neg = backend.sample_negatives(neg_rp, neg_items, users, ni, model.negatives, s)
@@ -180,6 +202,6 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         model.restore(st["best_state"])
     return {"best_epoch": st["best_epoch"], "epochs_run": st["epoch"],
             "select": st["best_metrics"], "history": st["history"],
-            "train_s": st["train_s"], "eval_s": st["eval_s"], "lr": lr,
+            "train_s": st["train_s"], "eval_s": st["eval_s"], "lr": lr, "batch_size": bs,
             "epoch_train_s": st["train_s"] / max(len(st["history"]), 1),
             "users_without_negatives": skipped_users}
