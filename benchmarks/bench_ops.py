@@ -61,7 +61,8 @@ ALL_OPS = ["temporal_propagate", "lightgcn", "spmm", "edge_softmax", "sample_neg
            "topk_masked"]
 CPU_GRAPHS = ["amazon", "amazon_like", "gowalla", "hub", "uniform"]
 CUDA_GRAPHS = ["amazon", "amazon_like", "gowalla", "hub", "uniform", "syn10M", "syn100M", "syn1B"]
-SYN_SIZES = {"syn10M": 10**7, "syn100M": 10**8, "syn1B": 10**9}
+SYN_SIZES = {"syn1M": 10**6, "syn10M": 10**7, "syn50M": 5 * 10**7, "syn100M": 10**8,
+             "syn1B": 10**9}
 
 try:  # optional baseline
     import torch_geometric.utils as pyg_utils  # type: ignore

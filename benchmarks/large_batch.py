@@ -7,8 +7,9 @@
 
 Each configuration trains with the trainer's own loop (``train.fit``: BPR, one negative per
 positive, per-batch propagation, Adam, edge dropout) from the same seeded table, evaluates after
-every epoch, and stops when its training time passes its budget (B = 2048 gets ``--base-budget``) or after
-``--patience`` epochs without a better Recall@20 (the reference's early stopping).
+every epoch, and stops when its training time passes its budget (B = 2048 gets
+``--base-budget``) or after ``--patience`` epochs without a better Recall@20 (the reference's
+early stopping).
 Time is training time only (evaluation is reported apart). Configurations run one after another
 in one process; run it alone on the machine.
 
@@ -123,8 +124,8 @@ def main(argv=None):
                 with open(a.json, "w") as f:
                     json.dump({"dataset": a.dataset, "args": vars(a), "runs": runs}, f)
     base = next((r for r in runs if r["batch"] <= 2048), None)
-    print("| B | lr rule | lr | epochs | best Recall@20 | at (s) | reaches 98% of B=2048 best at (s)"
-          " | time ratio vs B=2048 |")
+    print("| B | lr rule | lr | epochs | best Recall@20 | at (s) "
+          "| reaches 98% of B=2048 best at (s) | time ratio vs B=2048 |")
     print("|---|---|---|---|---|---|---|---|")
     t_base = None
     if base:

@@ -37,6 +37,8 @@ def _graph(name: str, data: str):
     if name == "gowalla_like":
         g = synthetic.gowalla_like(seed=0)
         return g, 0.0  # static LightGCN
+    if name.startswith("syn:"):  # synthetic_graph(E), e.g. syn:10000000
+        return synthetic.synthetic_graph(int(float(name[4:])), seed=0), 0.5
     d = load_snapshot_folder(data)
     p = d.pretrain
     return TemporalGraph.from_interactions(p.users, p.items, p.times, d.num_users, d.num_items,
@@ -45,11 +47,13 @@ def _graph(name: str, data: str):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--graph", choices=["gowalla_like", "amazon"], default="gowalla_like")
+    p.add_argument("--graph", default="gowalla_like",
+                   help="gowalla_like | amazon (GraphPro pre-training graph) | syn:E")
     p.add_argument("--data", default="../shared/data/amazon")
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--keep-prob", type=float, default=0.5)
     p.add_argument("--rounds", type=int, default=40)
+    p.add_argument("--eval-users", type=int, default=20000)
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args(argv)
     if a.threads:
@@ -122,7 +126,8 @@ def main(argv=None):
     print(f"\nsample_negatives B = 2048 x k = 1: {t * 1e6:.0f} us per call, "
           f"{2048 / t / 1e6:.1f}M samples/s")
     # evaluation: one full-ranking pass over every user with a held-out item
-    es = make_eval_set(pu[perm[:20000]].numpy(), pi[perm[:20000]].numpy(), pu.numpy(),
+    k = min(a.eval_users, n)
+    es = make_eval_set(pu[perm[:k]].numpy(), pi[perm[:k]].numpy(), pu.numpy(),
                        pi.numpy(), g.num_users)
     model.eval()
     t0 = time.perf_counter()

@@ -110,3 +110,44 @@ def test_scale_columns_smoke():
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| ") and ln[2].isdigit()]
     assert [ln.split("|")[1].strip() for ln in rows] == ["1", "2", "8"]
     assert all(math.isfinite(float(ln.split("|")[5])) for ln in rows)
+
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH_DIR))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(BENCH_DIR))
+    return mod
+
+
+def test_trainer_step_and_reorder_benchmarks_run(capsys):
+    _script("trainer_step").main(["--graph", "syn:20000", "--rounds", "2", "--eval-users", "50"])
+    out = capsys.readouterr().out
+    assert "step / floor" in out and "samples/s" in out
+    _script("reorder").main(["--edges", "20000", "--rounds", "1", "--dim", "8"])
+    out = capsys.readouterr().out
+    assert out.count("| 2") >= 3 and "degree" in out
+
+
+def test_serving_latency_benchmark_runs(tmp_path, capsys):
+    from graphpro_ext.graphpro.cli import main
+
+    assert main(["synth", str(tmp_path / "d"), "--synthetic-users", "80", "--synthetic-items",
+                 "50", "--synthetic-snapshots", "4", "--hold-out-last"]) == 0
+    assert main(["run", "--data", str(tmp_path / "d"), "--preset", "synthetic", "--out",
+                 str(tmp_path / "r"), "--methods", "graphpro", "--no-final-test", "--dim", "8",
+                 "--epochs", "1", "--stage-epochs", "1", "--threads", "1"]) == 0
+    capsys.readouterr()
+    _script("serving_latency").main(["--run", str(tmp_path / "r"), "--snapshot",
+                                     str(tmp_path / "d" / "next_snapshot.txt"), "--budget", "1",
+                                     "--work", str(tmp_path / "w")])
+    out = capsys.readouterr().out
+    for what in ("load the newest model", "recommend top-20 for every user", "update --mode prompt",
+                 "update --mode finetune", "parquet"):
+        assert what in out

@@ -23,12 +23,14 @@ def test_scaled_lr():
         scaled_lr(1e-3, 8192, "cubic")
 
 
-@pytest.mark.parametrize("n,want", [(10, BASE_BATCH), (135898, 16384), (647818, 65536),
-                                    (5_000_000, 262144), (10**9, 262144)])
-def test_auto_batch_size(n, want):
-    b = auto_batch_size(n)
+@pytest.mark.parametrize("n,users,want", [(10, 5, BASE_BATCH), (135898, 131707, 4096),
+                                          (647818, 29858, 65536), (5_000_000, 500_000, 262144),
+                                          (10**9, 10**7, 262144), (135898, None, 16384)])
+def test_auto_batch_size(n, users, want):
+    b = auto_batch_size(n, users)
     assert b == want and b & (b - 1) == 0
-    assert b == BASE_BATCH or n // b >= 8  # at least 8 steps an epoch
+    sparse = users is not None and n < 4 * users
+    assert b == BASE_BATCH or n // b >= (32 if sparse else 8)  # steps per epoch
 
 
 def _tiny():
@@ -68,7 +70,7 @@ def test_auto_batch_and_budget():
     g, es = _tiny()
     cfg = TrainConfig(epochs=50, patience=50, batch_size="auto", ckpt_every=0, budget_s=1e-9)
     s = fit(_model(g), g, g.user_history(), es, cfg, "t")
-    assert s["batch_size"] == auto_batch_size(g.num_edges // 2)
+    assert s["batch_size"] == auto_batch_size(g.num_edges // 2, 60)
     assert s["epochs_run"] == 1  # the budget is spent after the first epoch
 
 

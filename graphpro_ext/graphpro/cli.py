@@ -37,7 +37,7 @@ REFERENCE = dict(
     time_weight=0.5, tau_pretrain=1.0, tau_finetune=1.0, window=1, sample_decay=0.05,
     epochs=300, patience=10, stage_epochs=300, stage_patience=10, seed=2023,
     interp_order="reference", select_on="val", val_frac=0.1, pretrain_val_users=3000,
-    ckpt_every=5, eval_batch=2048, topk=20, batch_graph="auto", lr_rule="sqrt",
+    ckpt_every=5, eval_batch=2048, topk=20, batch_graph="auto", lr_rule="none",
     warmup_epochs=1.0,
 )
 PRESETS = {
@@ -156,7 +156,7 @@ _HYPER = [
     ("batch-size", _batch_size, "BPR batch size, or auto: the rule of docs/SCALE.md from the "
      "number of training interactions"),
     ("lr-rule", lambda t: _choice(t, ("none", "sqrt", "linear")),
-     "lr scaling above batch 2048: none | sqrt (default) | linear, lr * (B/2048)^a"),
+     "lr scaling above batch 2048: none (default) | sqrt | linear, lr * (B/2048)^a"),
     ("warmup-epochs", _float(0), "linear lr warm-up (epochs) when the batch is above 2048"),
     ("weight-decay", _float(0), "L2 on ego embeddings of the batch"),
     ("edge-dropout", _float(0, 1, hi_open=True),
@@ -458,7 +458,8 @@ def _check_memory(args, hp, num_users, num_items, parts, files, window=0) -> Non
 
     est = check_memory(num_users, num_items, files, users, items, hp["dim"], users.size,
                        hp["eval_batch"], window, args.max_memory, hint,
-                       resolve_batch_size(hp["batch_size"], users.size))
+                       resolve_batch_size(hp["batch_size"], users.size,
+                                          np.unique(users).size))
     log.info(f"memory estimate {fmt_bytes(est)} ({est} bytes)")
 
 
