@@ -339,3 +339,26 @@ def test_snapshot_of_only_new_items_is_absorbed_and_counted(run, tmp_path, caplo
     m = gp.load(str(out))
     assert m.items.ids[-2:].tolist() == [100000, 100001]
     assert m.recommend([2], k=m.num_items).items[0].tolist().count(100000) == 1
+
+
+def test_csv_output_quotes_ids_that_need_it(tmp_path, capsys):
+    import csv
+    import io
+
+    d = synthetic(60, 40, num_snapshots=3, seed=4)
+    with open(tmp_path / "t.csv", "w") as f:
+        f.write("user,item,timestamp\n")
+        for p in [d.pretrain, *d.snapshots]:
+            for u, i, t in zip(p.users, p.items, p.times):
+                f.write(f'"u{u},x",i{i},{int(t)}\n')
+    out = tmp_path / "run"
+    assert main(["run", "--table", str(tmp_path / "t.csv"), "--out", str(out), "--methods",
+                 "graphpro", "--preset", "synthetic", *TINY]) == 0
+    capsys.readouterr()
+    users = tmp_path / "users.txt"
+    m = gp.load(str(out))
+    users.write_text(f'"{m.users.ids[0]}"\n')  # a CSV column: the comma is quoted
+    assert main(["recommend", "--run", str(out), "--users", str(users), "--k", "3"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["user", "rank", "item", "score", "fallback"]
+    assert [r[0] for r in rows[1:]] == [m.users.ids[0]] * 3 and rows[1][4] == "0"

@@ -459,7 +459,7 @@ def _check_memory(args, hp, num_users, num_items, parts, files, window=0) -> Non
     est = check_memory(num_users, num_items, files, users, items, hp["dim"], users.size,
                        hp["eval_batch"], window, args.max_memory, hint,
                        resolve_batch_size(hp["batch_size"], users.size,
-                                          np.unique(users).size))
+                                          int(np.count_nonzero(np.bincount(users)))))
     log.info(f"memory estimate {fmt_bytes(est)} ({est} bytes)")
 
 
@@ -665,8 +665,10 @@ def _cmd_synth(args) -> int:
 
 def _read_user_ids(text: str) -> list:
     if os.path.isfile(text):
-        with open(text) as f:
-            ids = [ln.strip().split(",")[0] for ln in f if ln.strip()]
+        import csv
+
+        with open(text, newline="") as f:  # one id per line, or a CSV's first column
+            ids = [row[0].strip() for row in csv.reader(f) if row and row[0].strip()]
         if ids and ids[0] in ("user", "user_id", "id"):  # a header line
             ids = ids[1:]
         if not ids:
@@ -685,54 +687,76 @@ def _cmd_recommend(args) -> int:
     m = load(args.run, "latest" if args.stage is None else args.stage)
     users = _read_user_ids(args.users)
     rec = m.recommend(users, k=args.k, exclude_seen=not args.include_seen)
-    rows = list(rec.records())
     unknown = int(rec.fallback.sum())
-    if args.format == "parquet":
-        if not args.output:
-            raise ConfigError("--format parquet needs --output FILE")
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ConfigError("--format parquet needs pyarrow (pip install pyarrow)") from None
-        cols = list(zip(*rows)) if rows else [[], [], [], [], []]
-        table = pa.table({"user": [str(x) for x in cols[0]], "rank": list(cols[1]),
-                          "item": [str(x) for x in cols[2]], "score": list(cols[3]),
-                          "fallback": list(cols[4])})
-        tmp = args.output + f".tmp{os.getpid()}"
-        pq.write_table(table, tmp)
-        os.replace(tmp, args.output)
+    if args.format == "parquet" and not args.output:
+        raise ConfigError("--format parquet needs --output FILE")
+    if args.format == "json":
+        import json
+
+        rows = []
+        for r, u in enumerate(rec.users):
+            m_ = int((rec.items[r] != None).sum())  # noqa: E711 - elementwise
+            rows.append({"user": u, "fallback": bool(rec.fallback[r]),
+                         "items": rec.items[r, :m_].tolist(),
+                         "scores": rec.scores[r, :m_].tolist()})
+        _write_output(json.dumps(rows, default=str) + "\n", args.output)
     else:
-        if args.format == "json":
-            import json
-
-            by_user = {}
-            for u, _, i, s, fb in rows:
-                e = by_user.setdefault(str(u), {"user": u, "fallback": fb, "items": [],
-                                                "scores": []})
-                e["items"].append(i)
-                e["scores"].append(s)
-            text = json.dumps(list(by_user.values()), default=str) + "\n"
-        else:
-            import csv
-            import io
-
-            buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
-            w.writerow(["user", "rank", "item", "score", "fallback"])
-            for u, r, i, s, fb in rows:
-                w.writerow([u, r, i, f"{s:.6g}", int(fb)])
-            text = buf.getvalue()
-        if args.output:
-            from .runtime import write_text_atomic
-
-            write_text_atomic(text, args.output)
-        else:
-            sys.stdout.write(text)
+        _write_table(rec.columns(), args.format, args.output)
     sys.stderr.write(f"graphpro recommend: {len(users)} user(s) from stage {m.stage} "
                      f"({m.method}) of {args.run}; {unknown} unknown (most popular items); "
                      f"{time.perf_counter() - t0:.2f}s\n")
     return 0
+
+
+def _write_output(text: str, output: str | None) -> None:
+    if output:
+        from .runtime import write_text_atomic
+
+        write_text_atomic(text, output)
+    else:
+        sys.stdout.write(text)
+
+
+def _write_table(cols: dict, fmt: str, output: str | None) -> None:
+    """CSV or Parquet of ``Recommendations.columns()``: through pyarrow when it is installed
+    (vectorised), else the csv module."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        if fmt == "parquet":
+            raise ConfigError("--format parquet needs pyarrow (pip install pyarrow)") from None
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(list(cols))
+        for u, r, i, s, fb in zip(*cols.values()):
+            w.writerow([u, r, i, f"{s:.6g}", int(fb)])
+        return _write_output(buf.getvalue(), output)
+    table = pa.table({"user": pa.array(cols["user"].astype(str)),
+                      "rank": pa.array(cols["rank"].astype(np.int32)),
+                      "item": pa.array(cols["item"].astype(str)),
+                      "score": pa.array(cols["score"].astype(np.float32)),
+                      "fallback": pa.array(cols["fallback"].astype(bool))})
+    if fmt == "csv":
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+
+        table = table.set_column(4, "fallback", pa.array(cols["fallback"].astype(np.int8)))
+        # quote only when an id needs it (pyarrow's "needed" quotes every string)
+        special = any(pc.any(pc.match_substring_regex(table[c], '[,"\r\n]')).as_py()
+                      for c in ("user", "item"))
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink, pacsv.WriteOptions(
+            include_header=False, quoting_style="needed" if special else "none"))
+        return _write_output(",".join(cols) + "\n" + sink.getvalue().to_pybytes().decode("utf-8"),
+                             output)
+    import pyarrow.parquet as pq
+
+    tmp = output + f".tmp{os.getpid()}"
+    pq.write_table(table, tmp)
+    os.replace(tmp, output)
 
 
 def _cmd_export(args) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graphpro_ext.graph import pair_keys
+from graphpro_ext.graph import pair_keys, unique
 
 from .errors import DataError, shorten
 
@@ -82,7 +82,7 @@ def hold_out_pairs(inter: Interactions, num_items: int, frac: float,
     """(kept, held out): a seeded ``frac`` of the distinct (user, item) pairs held out, with
     every interaction of a held-out pair (the validation split of stages and ``train``)."""
     key = pair_keys(inter.users, inter.items, num_items)
-    uniq = np.unique(key)
+    uniq = unique(key)
     rng = np.random.default_rng(seed)
     held = np.isin(key, rng.choice(uniq, int(round(frac * uniq.size)), replace=False))
     return inter.subset(~held), inter.subset(held)
@@ -245,7 +245,7 @@ def _describe(path: str, inter: Interactions, lines: np.ndarray, errs: _RowError
     memory check and the outlier warnings point at those lines)."""
     ku, ki = int(np.argmax(inter.users)), int(np.argmax(inter.items))
     return {"file": os.path.basename(path), "path": path, "interactions": len(inter),
-            "users": int(np.unique(inter.users).size), "items": int(np.unique(inter.items).size),
+            "users": int(unique(inter.users).size), "items": int(unique(inter.items).size),
             "duplicates_merged": inter.duplicates(), "rows_skipped": errs.count,
             "skipped_examples": errs.examples,
             "max_user": [int(inter.users[ku]), int(lines[ku])],

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from graphpro_ext.graph import build_history
+from graphpro_ext.graph import build_history, unique
 
 from . import backend
 from .data import pair_keys
@@ -42,7 +42,7 @@ def make_eval_set(test_users, test_items, hist_users, hist_items, num_users: int
     hist_rowptr, hist_cols = build_history(np.asarray(hist_users, np.int64),
                                            np.asarray(hist_items, np.int64), num_users)
     width = int(max(np.max(test_items, initial=0), np.max(hist_items, initial=0))) + 1
-    key = np.unique(pair_keys(np.asarray(test_users, np.int64),
+    key = unique(pair_keys(np.asarray(test_users, np.int64),
                               np.asarray(test_items, np.int64), width))
     hrp = hist_rowptr.numpy()
     hist_key = pair_keys(np.repeat(np.arange(num_users, dtype=np.int64), np.diff(hrp)),
@@ -52,7 +52,7 @@ def make_eval_set(test_users, test_items, hist_users, hist_items, num_users: int
     if drop_seen:
         key = key[~seen]
     u, i = key // width, key % width
-    users, counts = np.unique(u, return_counts=True)
+    users, counts = unique(u, return_counts=True)
     if max_users is not None and users.size > max_users:
         pick = np.sort(np.random.default_rng(seed).choice(users.size, max_users, replace=False))
         keep = np.isin(u, users[pick])

@@ -121,7 +121,9 @@ def check_memory(num_users: int, num_items: int, files: list[dict], used_users: 
     est = estimate_bytes(num_users, num_items, dim, interactions, eval_batch, window,
                          batch_size)
     limit = max_memory if max_memory is not None else available_bytes()
-    n_u, n_i = int(np.unique(used_users).size), int(np.unique(used_items).size)
+    from graphpro_ext.graph import unique
+
+    n_u, n_i = int(unique(used_users).size), int(unique(used_items).size)
     if est > limit:
         # blame the id that sizes the larger table
         which = "item" if num_items - n_i >= num_users - n_u else "user"

@@ -231,6 +231,17 @@ class Recommendations:
     scores: np.ndarray  # float32 [n, k]
     fallback: np.ndarray  # bool [n]
 
+    def columns(self) -> dict:
+        """The rows of ``records`` as arrays (user, rank, item, score, fallback), vectorised."""
+        n, k = self.items.shape
+        keep = (self.items != None).ravel()  # noqa: E711 - elementwise on an object array
+        users = np.empty(n, dtype=object)
+        users[:] = self.users
+        return {"user": np.repeat(users, k)[keep],
+                "rank": np.tile(np.arange(1, k + 1), n)[keep],
+                "item": self.items.ravel()[keep], "score": self.scores.ravel()[keep],
+                "fallback": np.repeat(self.fallback, k)[keep]}
+
     def records(self):
         """(user, rank, item, score, fallback) rows, rank from 1, padding left out."""
         for r, u in enumerate(self.users):

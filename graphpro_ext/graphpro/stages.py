@@ -22,7 +22,7 @@ import torch
 import torch.distributed
 from tqdm import tqdm
 
-from graphpro_ext.graph import TemporalGraph
+from graphpro_ext.graph import TemporalGraph, unique
 
 from . import backend, models
 from .checkpoint import CheckpointLayout, load_checkpoint
@@ -152,7 +152,7 @@ class Runner:
 
     def test_set(self, n: int) -> EvalSet:
         h = self.history(n)
-        tuned = np.unique(self.split(n)[0].users)
+        tuned = unique(self.split(n)[0].users)
         t = self.data.snapshots[n]
         return make_eval_set(t.users, t.items, h.users, h.items, self.nu, tuned_users=tuned,
                              drop_seen=self.cfg.drop_seen_test_pairs)
@@ -169,7 +169,7 @@ class Runner:
         out = []
         for n in range(1, self.data.num_stages + 1):
             h, t = self.history(n), self.data.snapshots[n]
-            out.append(float(np.isin(np.unique(pair_keys(t.users, t.items, self.ni)),
+            out.append(float(np.isin(unique(pair_keys(t.users, t.items, self.ni)),
                                      pair_keys(h.users, h.items, self.ni)).mean()))
         return out
 

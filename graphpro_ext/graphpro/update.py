@@ -26,6 +26,8 @@ import time
 import numpy as np
 import torch
 
+from graphpro_ext.graph import unique
+
 from .data import Interactions, SnapshotData, _iso
 from .errors import ConfigError
 from .methods import METHODS
@@ -115,7 +117,7 @@ def _map_snapshot(raw: RawSnapshot, rec: dict) -> tuple[Interactions, IdMap, IdM
                          np.asarray(raw.times, np.float64))
     counts = {"interactions": len(inter), "new_users": len(umap) - len(umap0),
               "new_items": len(imap) - len(imap0),
-              "users": int(np.unique(urows).size), "items": int(np.unique(irows).size)}
+              "users": int(unique(urows).size), "items": int(unique(irows).size)}
     return inter, umap, imap, counts
 
 
