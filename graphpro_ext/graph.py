@@ -42,6 +42,17 @@ def unique(a: np.ndarray, return_counts: bool = False):
     return out, np.diff(np.r_[starts, s.size])
 
 
+def isin(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.isin(a, b)`` for numeric arrays by sorting ``b`` and binary search (numpy 2.4's
+    ``np.isin`` goes through its slow hashing ``unique``)."""
+    a = np.asarray(a)
+    s = np.sort(np.asarray(b).ravel())
+    if not s.size:
+        return np.zeros(a.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(s, a), s.size - 1)
+    return s[at] == a
+
+
 def as_numpy(a, name: str) -> np.ndarray:
     """1-D numpy view of a list / array / tensor, with a clear error for anything else."""
     if isinstance(a, torch.Tensor):

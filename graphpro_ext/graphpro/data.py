@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graphpro_ext.graph import pair_keys, unique
+from graphpro_ext.graph import pair_keys, isin, unique
 
 from .errors import DataError, shorten
 
@@ -84,7 +84,7 @@ def hold_out_pairs(inter: Interactions, num_items: int, frac: float,
     key = pair_keys(inter.users, inter.items, num_items)
     uniq = unique(key)
     rng = np.random.default_rng(seed)
-    held = np.isin(key, rng.choice(uniq, int(round(frac * uniq.size)), replace=False))
+    held = isin(key, rng.choice(uniq, int(round(frac * uniq.size)), replace=False))
     return inter.subset(~held), inter.subset(held)
 
 

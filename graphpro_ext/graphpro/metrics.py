@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from graphpro_ext.graph import build_history, unique
+from graphpro_ext.graph import build_history, isin, unique
 
 from . import backend
 from .data import pair_keys
@@ -47,7 +47,7 @@ def make_eval_set(test_users, test_items, hist_users, hist_items, num_users: int
     hrp = hist_rowptr.numpy()
     hist_key = pair_keys(np.repeat(np.arange(num_users, dtype=np.int64), np.diff(hrp)),
                          hist_cols.numpy().astype(np.int64), width)
-    seen = np.isin(key, hist_key)
+    seen = isin(key, hist_key)
     seen_share = float(seen.mean()) if key.size else 0.0
     if drop_seen:
         key = key[~seen]
@@ -55,13 +55,13 @@ def make_eval_set(test_users, test_items, hist_users, hist_items, num_users: int
     users, counts = unique(u, return_counts=True)
     if max_users is not None and users.size > max_users:
         pick = np.sort(np.random.default_rng(seed).choice(users.size, max_users, replace=False))
-        keep = np.isin(u, users[pick])
+        keep = isin(u, users[pick])
         u, i, users, counts = u[keep], i[keep], users[pick], counts[pick]
     rowptr = np.zeros(users.size + 1, np.int64)
     np.cumsum(counts, out=rowptr[1:])
     tuned = None
     if tuned_users is not None:
-        tuned = np.isin(users, np.asarray(tuned_users, np.int64))
+        tuned = isin(users, np.asarray(tuned_users, np.int64))
     return EvalSet(users, rowptr, i, hist_rowptr, hist_cols, tuned, seen_share)
 
 

@@ -169,12 +169,31 @@ def write_model(out: str, *, stage: int, method: str, config: dict, user_map: Id
     }
     os.makedirs(os.path.join(out, MODEL_DIR), exist_ok=True)
     path = model_path(out, stage)
-    save_atomic(rec, path)
+    save_atomic(_as_tensors(rec), path)
     maybe_fail(f"model/stage{stage}/before-latest")
     newest = latest_stage(out)
     if newest is None or stage >= newest:
         write_text_atomic(os.path.basename(path) + "\n", os.path.join(out, MODEL_DIR, LATEST))
     return path
+
+
+def _as_tensors(obj):
+    """Numeric numpy arrays as tensors, recursively: torch.save writes tensors as raw storage
+    (fast) and numpy arrays through pickle (measured 4-6 s per 500 MB model file)."""
+    if isinstance(obj, dict):
+        return {k: _as_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray) and obj.dtype.kind in "iufb":
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    return obj
+
+
+def _as_numpy(obj, keep=("table", "user_emb", "item_emb", "gate")):
+    """The inverse of ``_as_tensors`` for everything but the model's own tensors."""
+    if isinstance(obj, dict):
+        return {k: v if k in keep else _as_numpy(v, ()) for k, v in obj.items()}
+    if isinstance(obj, torch.Tensor):
+        return obj.numpy()
+    return obj
 
 
 def latest_stage(out: str) -> int | None:
@@ -216,7 +235,7 @@ def _read(out: str, stage) -> dict:
     if rec.get("format") != FORMAT:
         raise CheckpointError(f"{path}: model format {rec.get('format')} is not supported by "
                               f"this graphpro (format {FORMAT}); train the run again with it")
-    return rec
+    return _as_numpy(rec)
 
 
 @dataclass

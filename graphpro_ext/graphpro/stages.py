@@ -22,7 +22,7 @@ import torch
 import torch.distributed
 from tqdm import tqdm
 
-from graphpro_ext.graph import TemporalGraph, unique
+from graphpro_ext.graph import TemporalGraph, isin, unique
 
 from . import backend, models
 from .checkpoint import CheckpointLayout, load_checkpoint
@@ -169,7 +169,7 @@ class Runner:
         out = []
         for n in range(1, self.data.num_stages + 1):
             h, t = self.history(n), self.data.snapshots[n]
-            out.append(float(np.isin(unique(pair_keys(t.users, t.items, self.ni)),
+            out.append(float(isin(unique(pair_keys(t.users, t.items, self.ni)),
                                      pair_keys(h.users, h.items, self.ni)).mean()))
         return out
 
