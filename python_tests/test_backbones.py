@@ -206,3 +206,13 @@ def test_train_with_each_model(tmp_path):
                      "--epochs", "2", "--threads", "1"]) == 0
         r = json.loads((out / "results.json").read_text())
         assert 0 <= r["test"]["recall@20"] <= 1
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_unshardable_backbones_refuse_column_shards(name):
+    from graphpro_ext.graphpro.distributed import Shard
+
+    g = _graph(0)
+    x = torch.zeros(g.num_nodes, 8)
+    with pytest.raises(ValueError, match="column-sharded training is not supported"):
+        models.build(name, x, 2, 0.0, shard=Shard(rank=0, world=2, group=None))

@@ -51,10 +51,10 @@ class MatGRU(nn.Module):
 class _LayerwiseModel(EmbeddingModel):
     """LightGCN whose every layer is followed by ``self.update(l, messages, nodes)``."""
 
+    unshardable = "the dynamic baselines run in one process"
+
     def __init__(self, x, num_layers, **kwargs):
         super().__init__(x, num_layers, 0.0, **kwargs)
-        if self.shard.sharded:
-            raise ValueError(f"{type(self).__name__}: column-sharded training is not supported")
 
     def prepare(self):
         """Per-batch work before the layers (EvolveGCN evolves its weights here)."""
@@ -166,8 +166,6 @@ class EvolveGCNModel(_LayerwiseModel):
 
 class Evolving(Method):
     def start(self, runner, name, spec, n, pretrained, gen) -> StageStart:
-        if runner.shard.sharded:
-            raise ValueError(f"{name}: column-sharded training is not supported")
         cfg, dev = runner.cfg, runner.dev
         x_pre = pretrained[spec.pretrain]["x"].to(dev)
         prev = runner.load_stage_state(name, n - 1) if n > 1 else None
@@ -181,14 +179,15 @@ class Evolving(Method):
             else:
                 states = prev["states"]
             model = RolandModel(x0, cfg.layers, states, None if prev is None else prev["cells"],
-                                gen)
+                                gen, shard=runner.shard)
         else:
             d = x0.shape[1]
             w = (prev["weights"] if prev is not None else
                  torch.eye(d, dtype=x0.dtype).expand(cfg.layers, d, d).to(dev))
             model = EvolveGCNModel(x0, cfg.layers, spec.variant[-1], w,
                                    None if prev is None else prev["cell"],
-                                   None if prev is None else prev["score"], gen)
+                                   None if prev is None else prev["score"], gen,
+                                   shard=runner.shard)
         return StageStart(model.to(dev), g, neg_hist, cfg.stage_train, runner.split(n)[0])
 
     def tables_kept(self, spec, cfg) -> int:

@@ -24,6 +24,8 @@ __all__ = ["Prompt", "PromptModel"]
 class PromptModel(EmbeddingModel):
     """A frozen table plus one learnable prompt vector (``style``: "feature" or "readout")."""
 
+    unshardable = "the prompt baselines run in one process"
+
     def __init__(self, x: torch.Tensor, num_layers: int, time_weight: float, style: str,
                  **kwargs):
         super().__init__(x, num_layers, time_weight, **kwargs)
@@ -45,18 +47,10 @@ class PromptModel(EmbeddingModel):
                    weight_decay: float, mode: str = "auto") -> torch.Tensor:
         if self.style == "feature":
             return super().batch_loss(graph, users, pos, neg, keep_prob, seed, weight_decay, mode)
-        from .. import backend
         from ..models.base import bpr_loss, split3
 
-        rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg])
-        b = users.numel()
-        (e,), ego = self.rows_through(
-            graph, rows, mode,
-            lambda sub, x0: (backend.lightgcn(sub, x0, self.num_layers, self.time_weight,
-                                              keep_prob, seed),),
-            lambda ego0: (ego0,))
-        e = e * self.prompt
-        return bpr_loss(*split3(e, b), ego, weight_decay)
+        e, ego = self.batch_rows(graph, users, pos, neg, keep_prob, seed, mode)
+        return bpr_loss(*split3(e * self.prompt, users.numel()), ego, weight_decay)
 
     def input_transform(self) -> dict | None:
         return {"prompt": self.prompt.detach().clone(), "style": self.style}
@@ -64,10 +58,8 @@ class PromptModel(EmbeddingModel):
 
 class Prompt(Method):
     def start(self, runner, name, spec, n, pretrained, gen) -> StageStart:
-        if runner.shard.sharded:
-            raise ValueError(f"{name}: column-sharded training is not supported")
         cfg = runner.cfg
         g, neg_hist = snapshot_start(runner, n)
         model = PromptModel(pretrained[spec.pretrain]["x"].to(runner.dev), cfg.layers, 0.0,
-                            spec.prompt_style).to(runner.dev)
+                            spec.prompt_style, shard=runner.shard).to(runner.dev)
         return StageStart(model, g, neg_hist, cfg.stage_train, runner.split(n)[0])

@@ -52,11 +52,17 @@ class EmbeddingModel(Model):
     propagation is column-local, the gate gathers the full rows it mixes, the BPR scores are
     all-reduced, and ``forward``/``table`` return full gathered tensors."""
 
+    # why a subclass cannot train on column shards (None: it can)
+    unshardable: str | None = None
+
     def __init__(self, x: torch.Tensor, num_layers: int, time_weight: float,
                  gate: bool = False, generator: torch.Generator | None = None,
                  planner: BatchPlanner | None = None, shard: dist_cols.Shard | None = None):
         super().__init__()
         self.shard = shard or dist_cols.Shard.single()
+        if self.shard.sharded and self.unshardable:
+            raise ValueError(f"{type(self).__name__}: column-sharded training is not supported "
+                             f"({self.unshardable})")
         self.dim = x.shape[1]
         self.x = nn.Parameter(self.shard.local(x) if self.shard.sharded else x.clone())
         self.num_layers, self.time_weight = num_layers, time_weight
@@ -144,6 +150,18 @@ class EmbeddingModel(Model):
         at = torch.where(lonely, outs[0].shape[0] + torch.searchsorted(alone, rows), loc)
         return tuple(torch.cat([o, f]).index_select(0, at) for o, f in zip(outs, fill)), ego
 
+    def batch_rows(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
+                   mode: str = "auto"):
+        """(final embeddings of the batch's users, positives and negatives [3B, d], their ego
+        rows for the L2 term): one ``lightgcn`` over the batch's scope."""
+        rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg])
+        (e,), ego = self.rows_through(
+            graph, rows, mode,
+            lambda sub, x0: (backend.lightgcn(sub, x0, self.num_layers, self.time_weight,
+                                              keep_prob, seed),),
+            lambda ego0: (ego0,))
+        return e, ego
+
     def batch_loss(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
                    weight_decay: float, mode: str = "auto") -> torch.Tensor:
         """BPR loss of a batch. ``mode="subgraph"``: propagate over the graph induced on the
@@ -153,13 +171,8 @@ class EmbeddingModel(Model):
         nearly all of them, and extracting it costs more than it saves; ``planning``). All give
         the same loss and gradients without dropout; with dropout each draws its own edge mask
         (the subgraph's is keyed by its local ids), from the same distribution."""
-        rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg])
+        e, ego = self.batch_rows(graph, users, pos, neg, keep_prob, seed, mode)
         b = users.numel()
-        (e,), ego = self.rows_through(
-            graph, rows, mode,
-            lambda sub, x0: (backend.lightgcn(sub, x0, self.num_layers, self.time_weight,
-                                              keep_prob, seed),),
-            lambda ego0: (ego0,))
         if self.shard.sharded:  # partial scores and L2 term all-reduced over the ranks
             return dist_cols.bpr_loss(*split3(e, b), ego, weight_decay, self.shard)
         return bpr_loss(*split3(e, b), ego, weight_decay)

@@ -25,11 +25,7 @@ __all__ = ["MixGCF"]
 class MixGCF(EmbeddingModel):
     negatives = 64  # the candidate pool M
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.shard.sharded:
-            raise ValueError("mixgcf: column-sharded training is not supported (hop mixing "
-                             "ranks candidates by whole-row scores)")
+    unshardable = "hop mixing ranks candidates by whole-row scores"
 
     def batch_loss(self, graph, users, pos, neg, keep_prob: float, seed: int,
                    weight_decay: float, mode: str = "auto") -> torch.Tensor:

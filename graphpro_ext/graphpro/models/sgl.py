@@ -23,11 +23,7 @@ __all__ = ["SGL"]
 class SGL(EmbeddingModel):
     ssl_ratio, ssl_temp, ssl_reg = 0.1, 0.2, 0.1
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.shard.sharded:
-            raise ValueError("sgl: column-sharded training is not supported (the contrastive "
-                             "loss normalises whole rows)")
+    unshardable = "the contrastive loss normalises whole rows"
 
     def batch_loss(self, graph, users, pos, neg, keep_prob: float, seed: int,
                    weight_decay: float, mode: str = "auto") -> torch.Tensor:

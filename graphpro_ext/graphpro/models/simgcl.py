@@ -37,11 +37,7 @@ def noisy_view(sub, x0, num_layers: int, time_weight: float, keep_prob: float, s
 class SimGCL(EmbeddingModel):
     eps, cl_temp, cl_reg = 0.1, 0.2, 0.5
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.shard.sharded:
-            raise ValueError("simgcl: column-sharded training is not supported (the contrastive "
-                             "loss normalises whole rows)")
+    unshardable = "the contrastive loss normalises whole rows"
 
     def batch_loss(self, graph, users, pos, neg, keep_prob: float, seed: int,
                    weight_decay: float, mode: str = "auto") -> torch.Tensor:
