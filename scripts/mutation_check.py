@@ -116,10 +116,8 @@ MUTATIONS = [
              "Interactions.concat([data.pretrain, *prev]), cfg.tau_finetune)"),
     Mutation("k", "prompt propagation without the temporal prompt",
              f"{PKG}/methods/graphpro.py",
-             "random_gate(start, gen), cfg.layers,\n"
-             "                                cfg.time_weight, 1.0, 0)",
-             "random_gate(start, gen), cfg.layers,\n"
-             "                                0.0, 1.0, 0)"),
+             "tw = cfg.time_weight if time_weight is None else time_weight",
+             "tw = 0.0 if time_weight is None else time_weight"),
     Mutation("l", "prompt graph without the pre-training graph",
              f"{PKG}/methods/graphpro.py",
              "Interactions.concat([data.pretrain, *prev])",
@@ -150,8 +148,8 @@ MUTATIONS = [
              "h = self.history(n - 1)\n        tuned"),
     Mutation("s", "tuned users = every user of snapshot n (held-out-only users included)",
              f"{PKG}/stages.py",
-             "tuned = np.unique(self.split(n)[0].users)",
-             "tuned = np.unique(self.data.snapshots[n - 1].users)"),
+             "tuned = unique(self.split(n)[0].users)",
+             "tuned = unique(self.data.snapshots[n - 1].users)"),
     Mutation("t", "learnable gate without its bias",
              f"{PKG}/models/lightgcn.py",
              "return x * torch.sigmoid(full @ self.gate_w + self.gate_b)",
