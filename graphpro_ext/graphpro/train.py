@@ -31,8 +31,7 @@ log = logging.getLogger("graphpro")
 
 # derive_seed, save_atomic and maybe_fail live in runtime; re-exported for older imports
 __all__ = ["TrainConfig", "BASE_BATCH", "auto_batch_size", "scaled_lr", "fit", "evaluate_model",
-           "derive_seed",
-           "save_atomic", "maybe_fail"]
+           "derive_seed", "save_atomic", "maybe_fail"]
 
 
 @dataclass
@@ -48,7 +47,9 @@ class TrainConfig:
     ckpt_every: int = 5  # epochs between mid-phase checkpoints (0: never)
     batch_graph: str = "auto"  # per-batch propagation: "auto", "subgraph" (exact L-hop) or "full"
     seed: int = 2023
-    lr_rule: str = "none"  # how lr grows with batch_size beyond BASE_BATCH: see scaled_lr
+    # how lr grows with batch_size beyond BASE_BATCH (scaled_lr); "none" by measurement: the
+    # scaled rules lost quality on sparse data (docs/SCALE.md, "Large batches")
+    lr_rule: str = "none"
     warmup_epochs: float = 1.0  # above BASE_BATCH: linear lr warm-up over this many epochs
     budget_s: float = 0.0  # stop after the epoch that spends this much training time (0: none)
 
@@ -89,9 +90,6 @@ def scaled_lr(lr: float, batch_size: int, rule: str) -> float:
     ratio = max(batch_size / BASE_BATCH, 1.0)
     return lr * ratio ** {"none": 0.0, "sqrt": 0.5, "linear": 1.0}[rule]
 
-
-# the lr rule's default is "none": measured (docs/SCALE.md), unscaled Adam kept B = 2048's
-# quality on both datasets, the scaled rules lost 5-17% on the sparse one
 
 
 def evaluate_model(model: Model, graph, es: EvalSet, k: int, eval_batch: int) -> dict:
