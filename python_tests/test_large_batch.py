@@ -84,3 +84,21 @@ def test_cli_batch_flags(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             main(["run", "--out", str(tmp_path / "b"), *bad, *tiny])
         assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+def test_runs_from_before_the_new_fields_still_resume(tmp_path):
+    import json
+
+    tiny = ["--synthetic-users", "100", "--synthetic-items", "60", "--synthetic-snapshots", "3",
+            "--dim", "8", "--epochs", "1", "--stage-epochs", "1", "--methods", "graphpro",
+            "--threads", "1", "--out", str(tmp_path / "r")]
+    assert main(["run", *tiny]) == 0
+    path = tmp_path / "r" / "ckpt" / "config.json"
+    cfg = json.loads(path.read_text())
+    for k in ("backbone", "serve", "final_test"):
+        cfg.pop(k)
+    for phase in ("pretrain_train", "stage_train"):
+        for k in ("lr_rule", "warmup_epochs", "budget_s"):
+            cfg[phase].pop(k)
+    path.write_text(json.dumps(cfg))
+    assert main(["run", "--resume", *tiny]) == 0  # batch 1024: the new fields change nothing

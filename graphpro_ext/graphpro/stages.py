@@ -35,7 +35,7 @@ from .methods.graphpro import prompt_rates, sample_prompt
 from .metrics import EvalSet, evaluate, make_eval_set
 from .runtime import derive_seed, maybe_fail, save_atomic
 from .serving import IdMap, write_model
-from .train import TrainConfig, fit
+from .train import BASE_BATCH, TrainConfig, fit
 
 log = logging.getLogger("graphpro")
 
@@ -82,8 +82,11 @@ def _result_relevant(proto: dict) -> dict:
     defaults = {"lr_rule": "none", "warmup_epochs": 0.0, "budget_s": 0.0}
     out.setdefault("backbone", "lightgcn")
     for phase in ("pretrain_train", "stage_train"):
-        out[phase] = {k: v for k, v in {**defaults, **out.get(phase, {})}.items()
-                      if k not in ("ckpt_every", "eval_batch")}
+        cfg = {**defaults, **out.get(phase, {})}
+        ignore = {"ckpt_every", "eval_batch"}
+        if cfg.get("batch_size") != "auto" and int(cfg.get("batch_size", 0)) <= BASE_BATCH:
+            ignore |= {"lr_rule", "warmup_epochs"}  # they act only above BASE_BATCH
+        out[phase] = {k: v for k, v in cfg.items() if k not in ignore}
     return out
 
 
