@@ -106,7 +106,11 @@ def test_sgl_loss_by_hand(seed):
     loss = model.batch_loss(g, users, pos, neg, 1.0, seed, 1e-4, mode="full")
     x = model.x.detach()
     full = backend.lightgcn(g, x, 2, 0.5, 1.0, seed)
-    views = [backend.lightgcn(g, x, 2, 0.5, 0.9, derive_seed(seed, "sgl-view", v))
+    # full mode propagates over the nodes with edges, so the views' edge masks are keyed by
+    # that compact numbering; nodes without edges keep their ego rows
+    cg = model.planner.compact(g)
+    views = [x.index_copy(0, cg.glob, backend.lightgcn(cg.sub, x[cg.glob], 2, 0.5, 0.9,
+                                                       derive_seed(seed, "sgl-view", v)))
              for v in (1, 2)]
     nu = g.num_users
     u, i, j = full[users], full[nu + pos], full[nu + neg]
