@@ -251,7 +251,8 @@ class Recommendations:
     fallback: np.ndarray  # bool [n]
 
     def columns(self) -> dict:
-        """The rows of ``records`` as arrays (user, rank, item, score, fallback), vectorised."""
+        """One row per recommended item, as arrays: user, rank (from 1), item, score, fallback;
+        padding left out."""
         n, k = self.items.shape
         keep = (self.items != None).ravel()  # noqa: E711 - elementwise on an object array
         users = np.empty(n, dtype=object)
@@ -260,14 +261,6 @@ class Recommendations:
                 "rank": np.tile(np.arange(1, k + 1), n)[keep],
                 "item": self.items.ravel()[keep], "score": self.scores.ravel()[keep],
                 "fallback": np.repeat(self.fallback, k)[keep]}
-
-    def records(self):
-        """(user, rank, item, score, fallback) rows, rank from 1, padding left out."""
-        for r, u in enumerate(self.users):
-            for j in range(self.items.shape[1]):
-                if self.items[r, j] is not None:
-                    yield u, j + 1, self.items[r, j], float(self.scores[r, j]), \
-                        bool(self.fallback[r])
 
 
 class SavedModel:

@@ -84,6 +84,13 @@ class _UpdateRunner(Runner):
         super().__init__(data, cfg, ids=ids)
         self._prev, self._mode = prev, mode
         self._config_checked = True  # the data grew on purpose: the saved models are the truth
+        self._records = {int(prev["stage"]): prev}  # model files already read, by stage
+
+    def record(self, n: int) -> dict:
+        """Stage n's model record, each file read once (they are hundreds of MB at scale)."""
+        if n not in self._records:
+            self._records[n] = read_record(self.cfg.out, n)
+        return self._records[n]
 
     def _grown(self, rec: dict, what: str) -> torch.Tensor:
         gen = torch.Generator().manual_seed(derive_seed(self.cfg.seed, "grow", what, self.nu,
@@ -91,7 +98,7 @@ class _UpdateRunner(Runner):
         return grow_table(rec["table"], int(rec["num_users"]), self.nu, self.ni, gen).to(self.dev)
 
     def load_table(self, method: str, n: int) -> torch.Tensor:
-        return self._grown(read_record(self.cfg.out, n), f"stage{n}")
+        return self._grown(self.record(n), f"stage{n}")
 
     def adapt_start(self, st, method: str, n: int):
         # prompt mode trains nothing: the gate is the newest trained one, not a fresh draw
@@ -176,7 +183,7 @@ def update(out: str, raw: RawSnapshot, mode: str = "prompt", budget_s: float = 0
         runner.layout.remove(runner.layout.stage(method, k))
     pretrained = {}
     if spec.pretrain is not None:
-        pretrained[spec.pretrain] = {"x": runner._grown(read_record(out, 0), "stage0")}
+        pretrained[spec.pretrain] = {"x": runner._grown(runner.record(0), "stage0")}
     log.info(f"update {mode}: {counts['interactions']} interactions of {counts['users']} users "
              f"({counts['new_users']} new) and {counts['items']} items ({counts['new_items']} "
              f"new) -> stage {n} of {method}"

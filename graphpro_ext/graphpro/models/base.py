@@ -27,8 +27,8 @@ from torch import nn
 
 from graphpro_ext.graph import TemporalGraph
 
-__all__ = ["Model", "EgoRows", "square_sum", "split3", "bpr_loss", "info_nce", "first_of_each",
-           "xavier_embeddings"]
+__all__ = ["Model", "EgoRows", "square_sum", "split3", "bpr_loss", "info_nce", "batch_info_nce",
+           "first_of_each", "xavier_embeddings"]
 
 
 def xavier_embeddings(num_users: int, num_items: int, dim: int, generator: torch.Generator):
@@ -79,6 +79,14 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tens
     a, b = torch.nn.functional.normalize(a, dim=1), torch.nn.functional.normalize(b, dim=1)
     logits = a @ b.T / temperature
     return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
+
+
+def batch_info_nce(v1: torch.Tensor, v2: torch.Tensor, users: torch.Tensor, pos: torch.Tensor,
+                   temperature: float) -> torch.Tensor:
+    """InfoNCE of two views [3B, d] of a batch's rows (users, positives, negatives) over its
+    distinct users plus over its distinct positive items (what SGL and SimGCL contrast)."""
+    u, i = first_of_each(users), users.numel() + first_of_each(pos)
+    return info_nce(v1[u], v2[u], temperature) + info_nce(v1[i], v2[i], temperature)
 
 
 def first_of_each(ids: torch.Tensor) -> torch.Tensor:

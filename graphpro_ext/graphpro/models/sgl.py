@@ -14,7 +14,7 @@ import torch
 
 from .. import backend
 from ..runtime import derive_seed
-from .base import bpr_loss, first_of_each, info_nce, split3
+from .base import batch_info_nce, bpr_loss, split3
 from .lightgcn import EmbeddingModel
 
 __all__ = ["SGL"]
@@ -38,6 +38,4 @@ class SGL(EmbeddingModel):
 
         (e, v1, v2), ego = self.rows_through(graph, rows, mode, propagate, lambda g: (g, g, g))
         loss = bpr_loss(*split3(e, b), ego, weight_decay)
-        u, i = first_of_each(users), b + first_of_each(pos)
-        ssl = info_nce(v1[u], v2[u], self.ssl_temp) + info_nce(v1[i], v2[i], self.ssl_temp)
-        return loss + self.ssl_reg * ssl
+        return loss + self.ssl_reg * batch_info_nce(v1, v2, users, pos, self.ssl_temp)

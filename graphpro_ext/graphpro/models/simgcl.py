@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .. import backend
 from ..runtime import derive_seed
-from .base import bpr_loss, first_of_each, info_nce, split3
+from .base import batch_info_nce, bpr_loss, split3
 from .lightgcn import EmbeddingModel
 
 __all__ = ["SimGCL", "noisy_view"]
@@ -55,6 +55,4 @@ class SimGCL(EmbeddingModel):
                                              lambda g: (g, torch.zeros_like(g),
                                                         torch.zeros_like(g)))
         loss = bpr_loss(*split3(e, b), ego, weight_decay)
-        u, i = first_of_each(users), b + first_of_each(pos)
-        cl = info_nce(v1[u], v2[u], self.cl_temp) + info_nce(v1[i], v2[i], self.cl_temp)
-        return loss + self.cl_reg * cl
+        return loss + self.cl_reg * batch_info_nce(v1, v2, users, pos, self.cl_temp)
