@@ -2,11 +2,15 @@
 independently with the dense float64 references of test_trainer_runner, plus what each may and
 may not train."""
 
+import math
+
 import numpy as np
+import pytest
 import torch
 
+from graphpro_ext.graphpro.methods.dgcf import WEIGHTS, DGCFModel
 from graphpro_ext.graphpro.runtime import derive_seed
-from test_trainer_runner import (LAYERS, SEED, TAU_FT, TAU_PRE, assert_table_close, cat,
+from test_trainer_runner import (DIM, LAYERS, SEED, TAU_FT, TAU_PRE, assert_table_close, cat,
                                  dense_operator, dense_propagate, eq8_sample, runner)
 
 
@@ -201,3 +205,192 @@ def test_evolvegcn_weights_evolve_by_the_matrix_gru(tmp_path):
                                atol=5e-5)
         torch.testing.assert_close(starts[(variant, 2)]["prev_weights"], carried["weights"])
         torch.testing.assert_close(starts[(variant, 2)]["x"], carried["x"])
+
+
+# ---------------------------------------------------------------------------------------------
+# DGCF ("dgcn"): one update per snapshot, recomputed densely in float64
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dgcn_stages(tmp_path_factory):
+    """Stages 1 and 2 of ``dgcn`` on the tiny data: (runner, starts, models, pre-trained, what
+    stage 1 carried)."""
+    r = runner(tmp_path_factory.mktemp("dgcn"), methods=["dgcn"])
+    starts, models = _capture(r)
+    pre = _pretrained(r)
+    r.stage("dgcn", 1, pre)
+    carried = r.load_stage_state("dgcn", 1)  # removed once stage 2 has its own
+    r.stage("dgcn", 2, pre)
+    return r, starts, models, pre, carried
+
+
+def _dgcf_times(before, part, n, nu):
+    """By plain Python: (dt, last time after ``part``, seen) per node; dt = log(1 + days) from
+    the node's last interaction in ``before`` to its first in ``part`` (0: never seen before)."""
+    def walk(parts):
+        for p in parts:
+            for u, i, t in zip(p.users, p.items, p.times):
+                yield int(u), float(t)
+                yield nu + int(i), float(t)
+
+    last, first = {}, {}
+    for v, t in walk(before):
+        last[v] = max(last.get(v, t), t)
+    for v, t in walk([part]):
+        first[v] = min(first.get(v, t), t)
+    dt = torch.zeros(n, dtype=torch.float64)
+    for v, t in first.items():
+        if v in last:
+            dt[v] = math.log1p(max(t - last[v], 0.0) / 86400.0)
+    after = dict(last)
+    for v, t in walk([part]):
+        after[v] = max(after.get(v, t), t)
+    lt, seen = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.bool)
+    for v, t in after.items():
+        lt[v], seen[v] = t, True
+    return dt, lt, seen
+
+
+def _dgcf_dense(x, weights, interval, part, nu, ni):
+    """DGCF's update over ``part``'s graph by its equations, on a dense float64 adjacency:
+    ``tanh(h W0 + dt w + (M h) W1 + (M M h) W2 + b)``, M = D^-1 A, weights [0] for users and [1]
+    for items; nodes without edges keep h."""
+    n = nu + ni
+    adj = torch.zeros(n, n, dtype=torch.float64)
+    for u, i in zip(part.users, part.items):
+        adj[int(u), nu + int(i)] = adj[nu + int(i), int(u)] = 1.0
+    deg = adj.sum(1, keepdim=True)
+    mean = adj / deg.clamp(min=1)
+    h = x.double()
+    m1 = mean @ h
+    m2 = mean @ m1
+    dt = interval.double().unsqueeze(1)
+    w = {k: v.double() for k, v in weights.items()}
+    out = []
+    for t, rows in ((0, slice(0, nu)), (1, slice(nu, n))):
+        out.append(torch.tanh(h[rows] @ w["w_inherit"][t] + dt[rows] * w["w_interval"][t]
+                              + m1[rows] @ w["w_propagate"][t] + m2[rows] @ w["w_aggregate"][t]
+                              + w["bias"][t]))
+    return torch.where(deg > 0, torch.cat(out), h)
+
+
+def _dgcf_random(m, seed):
+    """A copy of model ``m`` with random update weights (its trained ones are still close to
+    the identity / zero start, which would hide a swapped or missing term)."""
+    gen = torch.Generator().manual_seed(seed)
+    weights = {k: torch.randn(getattr(m, k).shape, generator=gen) * 0.3 for k in WEIGHTS}
+    last = torch.where(m.seen, m.last_time, float("nan"))
+    return DGCFModel(m.x.detach(), m.interval, last, weights)
+
+
+def _dgcf_batch(r, n, seed):
+    """(users, positives, negatives) of snapshot n's training part, the first negative an item
+    without edges in it."""
+    part = r.split(n)[0]
+    gen = torch.Generator().manual_seed(seed)
+    take = torch.randperm(len(part), generator=gen)[:24]
+    users, pos = torch.from_numpy(part.users)[take], torch.from_numpy(part.items)[take]
+    lonely = sorted(set(range(r.ni)) - set(part.items.tolist()))
+    assert lonely, "the tiny data should leave some item out of the snapshot"
+    neg = torch.randint(0, r.ni, (take.numel(),), generator=gen)
+    neg[0] = lonely[0]
+    return users, pos, neg
+
+
+def test_dgcn_update_loss_and_gradients_match_dense_reference(dgcn_stages):
+    r, starts, models, pre, _ = dgcn_stages
+    d, nu, ni = r.data, r.nu, r.ni
+    s1 = starts[("dgcn", 1)]
+    # stage 1 starts from the pre-trained LightGCN's output over the pre-training graph
+    p = d.pretrain
+    op = dense_operator(p.users, p.items, p.times, nu, ni, TAU_PRE, 0.0)
+    assert_table_close(s1["x"], dense_propagate(op, pre["lightgcn"]["x"], LAYERS), "start")
+    assert torch.equal(s1["w_inherit"], torch.eye(DIM).expand(2, DIM, DIM))
+    assert all(not s1[k].any() for k in WEIGHTS if k != "w_inherit")
+    # the time feature: log(1 + days) since the last pre-training interaction
+    t1 = r.split(1)[0]
+    dt, lt, seen = _dgcf_times([p], t1, nu + ni, nu)
+    assert (dt > 0).any() and (dt == 0).any()
+    torch.testing.assert_close(s1["interval"], dt.float())
+    torch.testing.assert_close(s1["last_time"], lt)
+    assert torch.equal(s1["seen"], seen)
+    # the update, with random weights
+    m = _dgcf_random(models[("dgcn", 1)], SEED)
+    g = r.graph(t1, TAU_FT)
+    weights = {k: getattr(m, k).detach() for k in WEIGHTS}
+    with torch.no_grad():
+        got = m(g)
+    assert got.shape == (nu + ni, DIM)
+    want = _dgcf_dense(m.x.detach(), weights, m.interval, t1, nu, ni)
+    assert_table_close(got, want, "dgcn forward")
+    # the BPR loss and its gradients, both batch modes, against float64 autograd
+    users, pos, neg = _dgcf_batch(r, 1, SEED)
+    x64 = m.x.detach().double().requires_grad_()
+    w64 = {k: v.double().requires_grad_() for k, v in weights.items()}
+    e = _dgcf_dense(x64, w64, m.interval, t1, nu, ni)
+    eu, ei, ej = e[users], e[nu + pos], e[nu + neg]
+    ego = x64[torch.cat([users, nu + pos, nu + neg])]
+    wd = 0.1
+    want_loss = (-torch.log(1e-10 + torch.sigmoid((eu * (ei - ej)).sum(1))).mean()
+                 + wd * 0.5 * ego.pow(2).sum() / users.numel())
+    want_loss.backward()
+    for mode in ("subgraph", "full"):
+        m.zero_grad(set_to_none=True)
+        loss = m.batch_loss(g, users, pos, neg, 1.0, 0, wd, mode)
+        torch.testing.assert_close(loss.double(), want_loss.detach(), rtol=1e-5, atol=1e-6)
+        loss.backward()
+        assert_table_close(m.x.grad, x64.grad, f"{mode}: grad x", atol=1e-6)
+        for k in WEIGHTS:
+            grad = getattr(m, k).grad
+            assert all(grad[t].abs().sum() > 0 for t in (0, 1)), f"{mode}: no gradient to {k}"
+            assert_table_close(grad, w64[k].grad, f"{mode}: grad {k}", atol=1e-6)
+
+
+def test_dgcn_carries_states_times_and_weights(dgcn_stages):
+    r, starts, models, _, carried = dgcn_stages
+    d, nu, ni = r.data, r.nu, r.ni
+    m = models[("dgcn", 1)]
+    g1 = r.graph(r.split(1)[0], TAU_FT)
+    # the states after snapshot 1: updated where it has edges, the trained table elsewhere
+    with torch.no_grad():
+        torch.testing.assert_close(carried["states"], m(g1))
+    no_edges = g1.rowptr[1:] == g1.rowptr[:-1]
+    assert no_edges.any()
+    torch.testing.assert_close(carried["states"][no_edges], m.x.detach()[no_edges])
+    assert not torch.equal(carried["weights"]["w_inherit"], torch.eye(DIM).expand(2, DIM, DIM))
+    s2 = starts[("dgcn", 2)]
+    torch.testing.assert_close(s2["x"], carried["states"])
+    for k in WEIGHTS:  # the update weights continue
+        torch.testing.assert_close(carried["weights"][k], getattr(m, k).detach())
+        torch.testing.assert_close(s2[k], carried["weights"][k])
+    # last interaction times: pre-training + snapshot 1's training part; stage 2's dt from them
+    _, lt1, seen1 = _dgcf_times([d.pretrain], r.split(1)[0], nu + ni, nu)
+    torch.testing.assert_close(carried["last_time"], lt1)
+    assert torch.equal(carried["seen"], seen1)
+    dt2, lt2, seen2 = _dgcf_times([d.pretrain, r.split(1)[0]], r.split(2)[0], nu + ni, nu)
+    torch.testing.assert_close(s2["interval"], dt2.float())
+    torch.testing.assert_close(s2["last_time"], lt2)
+    assert torch.equal(s2["seen"], seen2)
+
+
+def test_dgcn_runs_end_to_end_and_is_deterministic(tmp_path):
+    import json
+
+    from graphpro_ext.graphpro.cli import main
+
+    def run(out):
+        assert main(["run", "--out", str(out), "--methods", "dgcn", "--synthetic-users", "120",
+                     "--synthetic-items", "80", "--synthetic-snapshots", "3", "--dim", "8",
+                     "--epochs", "2", "--stage-epochs", "2", "--threads", "1", "--seed",
+                     "7"]) == 0
+        res = json.loads((out / "results.json").read_text())["methods"]["dgcn"]
+        return res, torch.load(out / "ckpt" / "dgcn" / "x_2.pt", weights_only=True)
+
+    (res_a, state_a), (res_b, state_b) = run(tmp_path / "a"), run(tmp_path / "b")
+    assert len(res_a["stages"]) == 2
+    assert np.isfinite(res_a["average"]["recall@20"])
+    for s_a, s_b in zip(res_a["stages"], res_b["stages"]):
+        assert (s_a["recall@20"], s_a["ndcg@20"]) == (s_b["recall@20"], s_b["ndcg@20"])
+    for k in ("x", "states", "last_time", "seen"):
+        assert torch.equal(state_a[k], state_b[k]), k
+    for k in WEIGHTS:
+        assert torch.equal(state_a["weights"][k], state_b["weights"][k]), k

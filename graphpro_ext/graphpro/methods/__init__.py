@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from .base import Method, MethodSpec, StageStart
+from .dgcf import DGCF
 from .finetune import Finetune
 from .full import Full
 from .evolving import Evolving
@@ -16,7 +17,7 @@ __all__ = ["METHODS", "DEFAULT_METHODS", "DESCRIPTIONS", "KINDS", "PRETRAININGS"
            "StageStart", "kind_of"]
 
 KINDS: dict[str, Method] = {"graphpro": GraphPro(), "finetune": Finetune(), "full": Full(),
-                            "prompt": Prompt(), "evolving": Evolving()}
+                            "prompt": Prompt(), "evolving": Evolving(), "dgcf": DGCF()}
 
 METHODS: dict[str, MethodSpec] = {
     "graphpro": MethodSpec("graphpro", pretrain="graphpro", prompt=True, gate=True, iu=True),
@@ -34,6 +35,7 @@ METHODS: dict[str, MethodSpec] = {
     "roland": MethodSpec("evolving", pretrain="lightgcn", variant="roland"),
     "evolvegcn-o": MethodSpec("evolving", pretrain="lightgcn", variant="evolvegcn-o"),
     "evolvegcn-h": MethodSpec("evolving", pretrain="lightgcn", variant="evolvegcn-h"),
+    "dgcn": MethodSpec("dgcf", pretrain="lightgcn"),
 }
 
 # what `graphpro run` runs without --methods: GraphPro, its ablations and our own baselines (the
@@ -65,6 +67,8 @@ DESCRIPTIONS: dict[str, str] = {
                    "from the previous weights",
     "evolvegcn-h": "EvolveGCN-H: per-layer weights evolved by a matrix GRU from a top-k summary "
                    "of the node table",
+    "dgcn": "DGCF (Li et al. 2020): per snapshot, node states updated from their own state + "
+            "time gap, their neighbours' and their neighbours' neighbours' states",
 }
 
 # The pre-trainings methods start from: kind -> (backbone, temporal prompt while pre-training).
