@@ -26,7 +26,7 @@ def _check(vals, ids, evals, eids, seed, what):
     # Ids must agree where the score is distinct from its neighbours (ties may permute).
     v = evals.double().cpu()
     distinct = torch.ones_like(v, dtype=torch.bool)
-    gap = (v[:, 1:] - v[:, :-1]).abs() > 1e-6
+    gap = (v[:, 1:] - v[:, :-1]).abs() > 1e-6 * v[:, 1:].abs().clamp_min(1)
     distinct[:, 1:] &= gap
     distinct[:, :-1] &= gap
     distinct &= torch.isfinite(v)
@@ -89,6 +89,56 @@ def test_k_equals_num_items_is_a_full_sort(device, gen, seed):
     evals, eids = ref.topk_masked(u, it, rowptr, items, 9)
     _check(vals, ids, evals, eids, seed, "k = num_items")
     assert (vals[:, :-1] >= vals[:, 1:]).all()
+
+
+@pytest.mark.parametrize("chunk", [7, 300, 65536])
+@pytest.mark.parametrize("k", [1, 20])
+def test_skewed_norms_many_tiles(device, gen, seed, k, chunk):
+    """Heavy-tailed item and user norms (as trained models have: the CPU kernel visits items by
+    decreasing norm and stops early), several user and item tiles, users given twice."""
+    num_users, num_items, d = 300, 2500, 16
+    rowptr, items = random_history(gen, num_users, num_items, max_len=400)
+    it = torch.randn(num_items, d, generator=gen, dtype=torch.float64)
+    it *= torch.exp(1.5 * torch.randn(num_items, 1, generator=gen, dtype=torch.float64))
+    ub = torch.randn(num_users, d, generator=gen, dtype=torch.float64)
+    ub *= torch.exp(torch.randn(num_users, 1, generator=gen, dtype=torch.float64))
+    users = torch.cat([torch.arange(num_users), torch.randint(num_users, (50,), generator=gen)])
+    for dtype in (torch.float32, torch.float64):
+        u, i = ub[users].to(dtype).to(device), it.to(dtype).to(device)
+        args = (rowptr.to(device), items.to(device))
+        vals, ids = ops.topk_masked(u, i, *args, k, chunk_items=chunk, users=users.to(device))
+        evals, eids = ref.topk_masked(u, i, *args, k, users=users.to(device))
+        _check(vals, ids, evals, eids, seed, f"skewed {dtype} k={k} chunk={chunk}")
+
+
+def test_threads_and_tiling_do_not_change_the_result(gen):
+    rowptr, items = random_history(gen, 200, 3000, max_len=100)
+    u = torch.randn(200, 8, generator=gen) * torch.rand(200, 1, generator=gen) * 3
+    it = torch.randn(3000, 8, generator=gen) * torch.rand(3000, 1, generator=gen) * 3
+    it[10:20] = it[0]  # ties: broken by item id
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads, chunk in ((1, 65536), (2, 65536), (2, 13)):
+            torch.set_num_threads(threads)
+            outs.append(ops.topk_masked(u, it, rowptr, items, 20, chunk_items=chunk))
+    finally:
+        torch.set_num_threads(before)
+    for vals, ids in outs[1:]:
+        assert torch.equal(ids, outs[0][1]) and torch.equal(vals, outs[0][0])
+
+
+def test_non_finite_embeddings_rank_like_topk(device, gen):
+    """NaN scores rank first, as torch.topk ranks them (the CPU kernel defers to the chunked
+    path for such inputs rather than dropping them)."""
+    u, it, rowptr, items = _setup(gen, device)
+    it[3] = float("nan")
+    u[0] = 1e30  # scores overflow to +-inf
+    vals, ids = ops.topk_masked(u, it, rowptr, items, 5, chunk_items=7)
+    evals, eids = ref.topk_masked(u, it, rowptr, items, 5)
+    assert torch.equal(vals.isnan(), evals.isnan())
+    free = [b for b in range(u.shape[0]) if 3 not in items[rowptr[b]:rowptr[b + 1]].tolist()]
+    assert (ids[free, 0] == 3).all()
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
