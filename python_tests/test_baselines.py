@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from graphpro_ext.graphpro.methods.dgcf import WEIGHTS, DGCFModel
+from graphpro_ext.graphpro.methods.evolving import EvolveGCNModel, RolandModel
 from graphpro_ext.graphpro.runtime import derive_seed
 from test_trainer_runner import (DIM, LAYERS, SEED, TAU_FT, TAU_PRE, assert_table_close, cat,
                                  dense_operator, dense_propagate, eq8_sample, runner)
@@ -205,6 +206,61 @@ def test_evolvegcn_weights_evolve_by_the_matrix_gru(tmp_path):
                                atol=5e-5)
         torch.testing.assert_close(starts[(variant, 2)]["prev_weights"], carried["weights"])
         torch.testing.assert_close(starts[(variant, 2)]["x"], carried["x"])
+
+
+def _layerwise_model(method, x, gen):
+    """A float64 ``method`` model over table ``x`` with random states (ROLAND) or random previous
+    weights (EvolveGCN), so that no term starts at zero or at the identity."""
+    if method == "roland":
+        states = torch.randn(LAYERS, *x.shape, generator=gen, dtype=torch.float64)
+        return RolandModel(x, LAYERS, states, None, gen)
+    w = (torch.eye(DIM, dtype=torch.float64)
+         + 0.3 * torch.randn(LAYERS, DIM, DIM, generator=gen, dtype=torch.float64))
+    return EvolveGCNModel(x, LAYERS, method[-1], w, None, None, gen)
+
+
+@pytest.mark.parametrize("method", ["roland", "evolvegcn-o", "evolvegcn-h"])
+def test_layerwise_batch_modes_agree_on_nodes_without_edges(tmp_path, method):
+    """Subgraph batches, full batches and the evaluation forward give one loss and the same
+    gradients, also for a batch holding a negative item and a user without edges in the
+    snapshot: such nodes keep their own embedding (ROLAND's GRUs must not update them from zero
+    messages in the subgraph, which holds them as batch rows)."""
+    r = runner(tmp_path / "r", methods=[method])
+    part = r.split(1)[0]
+    g = r.graph(part, TAU_FT)
+    gen = torch.Generator().manual_seed(SEED)
+    x = torch.randn(r.nu + r.ni, DIM, generator=gen, dtype=torch.float64)
+    m = _layerwise_model(method, x, gen)
+    users, pos, neg = _dgcf_batch(r, 1, SEED)  # neg[0]: an item without edges
+    lonely_users = sorted(set(range(r.nu)) - set(part.users.tolist()))
+    assert lonely_users, "the tiny data should leave some user out of the snapshot"
+    users[1] = lonely_users[0]
+    nu = r.nu
+    degree = g.rowptr[1:] - g.rowptr[:-1]
+    assert degree[nu + neg[0]] == 0 and degree[users[1]] == 0
+    wd = 0.1
+    with torch.no_grad():  # the loss over the evaluation embeddings
+        e = m(g)
+        eu, ei, ej = e[users], e[nu + pos], e[nu + neg]
+        ego = m.x[torch.cat([users, nu + pos, nu + neg])]
+        want = (-torch.log(1e-10 + torch.sigmoid((eu * (ei - ej)).sum(1))).mean()
+                + wd * 0.5 * ego.pow(2).sum() / users.numel())
+    grads = {}
+    for mode in ("full", "subgraph"):
+        m.zero_grad(set_to_none=True)
+        loss = m.batch_loss(g, users, pos, neg, 1.0, 0, wd, mode)
+        torch.testing.assert_close(loss, want, rtol=1e-10, atol=1e-10, msg=f"{mode}: loss")
+        loss.backward()
+        grads[mode] = {k: p.grad.clone() for k, p in m.named_parameters() if p.requires_grad}
+    trained = {"x"} | {k for k in grads["full"] if k.startswith(("cells.", "grus."))}
+    assert len(trained) > 1
+    if method == "evolvegcn-h":
+        trained.add("score")
+    assert set(grads["full"]) == trained
+    for k, g_full in grads["full"].items():
+        assert g_full.abs().sum() > 0, f"no gradient to {k}"
+        torch.testing.assert_close(grads["subgraph"][k], g_full, rtol=1e-10, atol=1e-10,
+                                   msg=f"grad {k}: subgraph vs full")
 
 
 # ---------------------------------------------------------------------------------------------

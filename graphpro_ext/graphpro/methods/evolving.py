@@ -63,11 +63,17 @@ class _LayerwiseModel(EmbeddingModel):
         raise NotImplementedError
 
     def _layers(self, sub, x0, keep_prob, seed, nodes):
+        """[x0, h_1, ..., h_L] over ``sub`` (rows: global ids ``nodes``). Rows without edges in
+        ``sub`` (a subgraph batch's edge-less rows; the compact graph has none) get zero layers,
+        so their output is their ego row, as in full mode and evaluation, which leave them out
+        of the graph: ROLAND's GRUs would otherwise update them from zero messages."""
         self.prepare()
+        has_edges = (sub.rowptr[1:] > sub.rowptr[:-1]).unsqueeze(1)  # no host sync
         h, outs = x0, [x0]
         for layer in range(self.num_layers):
             m = backend.layers(sub, h, 1, 0.0, keep_prob, seed)[1]
             h = self.update(layer, m, nodes)
+            h = torch.where(has_edges, h, torch.zeros_like(h))
             outs.append(h)
         return outs
 
