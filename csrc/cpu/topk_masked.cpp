@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -27,6 +28,7 @@ namespace {
 
 constexpr int64_t kTileItems = 1024;
 constexpr int64_t kMaxTileUsers = 128;
+constexpr int64_t kMinUsersForNormOrder = 64;
 
 // One user's k best so far, unordered, with the position of the smallest.
 template <typename scalar_t>
@@ -195,7 +197,7 @@ std::tuple<at::Tensor, at::Tensor> topk_masked_cpu(const at::Tensor& user_emb,
                                                    const std::optional<at::Tensor>& users,
                                                    int64_t k, int64_t chunk_items) {
   const auto dtype = user_emb.scalar_type();
-  if (dtype != at::kFloat && dtype != at::kDouble) {
+  if ((dtype != at::kFloat && dtype != at::kDouble) || item_emb.size(0) >= (int64_t{1} << 32)) {
     return graphpro::topk_masked(user_emb, item_emb, hist_rowptr, hist_items, users, k,
                                  chunk_items);
   }
@@ -217,14 +219,30 @@ std::tuple<at::Tensor, at::Tensor> topk_masked_cpu(const at::Tensor& user_emb,
   }
   unorm.pop_back();
   inorm.pop_back();
+  // Decreasing norm, equal norms by id: one sort of 64-bit keys (a non-negative float's bits
+  // order like the float; the id in the low half). Few users cannot repay the sort and the copy.
   std::vector<int64_t> perm(I);
   std::iota(perm.begin(), perm.end(), int64_t{0});
-  std::stable_sort(perm.begin(), perm.end(),
-                   [&](int64_t a, int64_t b) { return inorm[a] > inorm[b]; });
+  const bool by_norm = B >= kMinUsersForNormOrder;
+  if (by_norm) {
+    std::vector<uint64_t> keys(I);
+    for (int64_t j = 0; j < I; ++j) {
+      const float f = static_cast<float>(inorm[j]);
+      uint32_t bits;
+      std::memcpy(&bits, &f, sizeof bits);
+      keys[j] = (static_cast<uint64_t>(~bits) << 32) | static_cast<uint64_t>(j);
+    }
+    std::sort(keys.begin(), keys.end());
+    for (int64_t j = 0; j < I; ++j) perm[j] = static_cast<int64_t>(keys[j] & 0xffffffffu);
+  }
+  // The largest norm from position j on (the keys' float rounding can leave a later item a
+  // hair larger than an earlier one).
   std::vector<double> sorted_norm(I);
-  for (int64_t j = 0; j < I; ++j) sorted_norm[j] = inorm[perm[j]];
-  const at::Tensor items_sorted = It.index_select(
-      0, at::from_blob(perm.data(), {I}, at::TensorOptions().dtype(at::kLong)));
+  for (int64_t j = I - 1; j >= 0; --j) {
+    sorted_norm[j] = std::max(inorm[perm[j]], j + 1 < I ? sorted_norm[j + 1] : 0.0);
+  }
+  const at::Tensor items_sorted =
+      by_norm ? It.index_select(0, at::from_blob(perm.data(), {I}, at::kLong)) : It;
   const at::Tensor up = users.has_value() ? users->contiguous().to(at::kLong) : at::Tensor();
   at::Tensor out_s = at::empty({B, k}, U.options());
   at::Tensor out_i = at::empty({B, k}, U.options().dtype(at::kLong));

@@ -301,7 +301,7 @@ class SavedModel:
 
     # -- recommendation -----------------------------------------------------------------------
     def recommend(self, user_ids, k: int = 20, exclude_seen: bool = True,
-                  batch_users: int = 4096) -> Recommendations:
+                  batch_users: int = 65536) -> Recommendations:
         """Top-``k`` items per user, in original ids. Known users are ranked by dot product
         over every item, their seen items excluded (``exclude_seen``); unknown users get the
         fallback (see ``Recommendations``). Batched over users, chunked over items."""
