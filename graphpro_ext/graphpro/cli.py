@@ -693,11 +693,11 @@ def _cmd_recommend(args) -> int:
     if args.format == "json":
         import json
 
-        rows = []
+        rows, items = [], rec.items
         for r, u in enumerate(rec.users):
-            m_ = int((rec.items[r] != None).sum())  # noqa: E711 - elementwise
+            m_ = int((rec.item_rows[r] >= 0).sum())
             rows.append({"user": u, "fallback": bool(rec.fallback[r]),
-                         "items": rec.items[r, :m_].tolist(),
+                         "items": items[r, :m_].tolist(),
                          "scores": rec.scores[r, :m_].tolist()})
         _write_output(json.dumps(rows, default=str) + "\n", args.output)
     else:
@@ -708,13 +708,18 @@ def _cmd_recommend(args) -> int:
     return 0
 
 
-def _write_output(text: str, output: str | None) -> None:
+def _write_output(text, output: str | None) -> None:
+    """``text``: a str, or a list of bytes-like parts (written without joining them)."""
+    parts = [text.encode("utf-8")] if isinstance(text, str) else text
     if output:
-        from .runtime import write_text_atomic
+        from .runtime import write_bytes_atomic
 
-        write_text_atomic(text, output)
+        write_bytes_atomic(parts, output)
     else:
-        sys.stdout.write(text)
+        sys.stdout.flush()
+        for p in parts:
+            sys.stdout.buffer.write(p)
+        sys.stdout.buffer.flush()
 
 
 def _write_table(cols: dict, fmt: str, output: str | None) -> None:
@@ -734,9 +739,14 @@ def _write_table(cols: dict, fmt: str, output: str | None) -> None:
         for u, r, i, s, fb in zip(*cols.values()):
             w.writerow([u, r, i, f"{s:.6g}", int(fb)])
         return _write_output(buf.getvalue(), output)
-    table = pa.table({"user": pa.array(cols["user"].astype(str)),
+    def ids(col):  # integer ids stay integers in CSV; Parquet holds ids as strings
+        if col.dtype.kind in "iu" and fmt == "csv":
+            return pa.array(col)
+        return pa.array(col if col.dtype.kind in "iuU" else col.astype(str)).cast(pa.string())
+
+    table = pa.table({"user": ids(cols["user"]),
                       "rank": pa.array(cols["rank"].astype(np.int32)),
-                      "item": pa.array(cols["item"].astype(str)),
+                      "item": ids(cols["item"]),
                       "score": pa.array(cols["score"].astype(np.float32)),
                       "fallback": pa.array(cols["fallback"].astype(bool))})
     if fmt == "csv":
@@ -745,13 +755,13 @@ def _write_table(cols: dict, fmt: str, output: str | None) -> None:
 
         table = table.set_column(4, "fallback", pa.array(cols["fallback"].astype(np.int8)))
         # quote only when an id needs it (pyarrow's "needed" quotes every string)
-        special = any(pc.any(pc.match_substring_regex(table[c], '[,"\r\n]')).as_py()
+        special = any(pa.types.is_string(table[c].type)
+                      and pc.any(pc.match_substring_regex(table[c], '[,"\r\n]')).as_py()
                       for c in ("user", "item"))
         sink = pa.BufferOutputStream()
         pacsv.write_csv(table, sink, pacsv.WriteOptions(
             include_header=False, quoting_style="needed" if special else "none"))
-        return _write_output(",".join(cols) + "\n" + sink.getvalue().to_pybytes().decode("utf-8"),
-                             output)
+        return _write_output([(",".join(cols) + "\n").encode(), sink.getvalue()], output)
     import pyarrow.parquet as pq
 
     tmp = output + f".tmp{os.getpid()}"

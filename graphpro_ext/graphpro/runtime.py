@@ -15,7 +15,7 @@ import zlib
 import numpy as np
 import torch
 
-__all__ = ["derive_seed", "save_atomic", "write_text_atomic", "maybe_fail"]
+__all__ = ["derive_seed", "save_atomic", "write_text_atomic", "write_bytes_atomic", "maybe_fail"]
 
 
 def derive_seed(*parts) -> int:
@@ -49,7 +49,13 @@ def save_atomic(obj, path: str) -> None:
 
 def write_text_atomic(text: str, path: str) -> None:
     """UTF-8 ``text`` to ``path``, atomically."""
-    _replace_atomically(path, lambda f: f.write(text.encode("utf-8")))
+    write_bytes_atomic(text.encode("utf-8"), path)
+
+
+def write_bytes_atomic(data, path: str) -> None:
+    """``data`` (bytes-like, or a list of bytes-like parts) to ``path``, atomically."""
+    parts = data if isinstance(data, (list, tuple)) else [data]
+    _replace_atomically(path, lambda f: [f.write(p) for p in parts])
 
 
 def maybe_fail(tag: str) -> None:

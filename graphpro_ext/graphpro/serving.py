@@ -243,23 +243,36 @@ class Recommendations:
     """``items[r]`` / ``scores[r]``: the top-k of ``users[r]`` (original ids), best first;
     ``fallback[r]``: the user is unknown and got the newest snapshot's most popular items
     (scores are then their interaction counts). Rows hold fewer than k items when fewer exist
-    (``items`` padded with None, ``scores`` with NaN)."""
+    (``items`` padded with None, ``scores`` with NaN). ``item_rows`` holds the same as rows of
+    ``item_ids`` (-1 padding): typed arrays, which writers of millions of rows want."""
 
     users: list
-    items: np.ndarray  # object [n, k]
+    item_rows: np.ndarray  # int64 [n, k]
     scores: np.ndarray  # float32 [n, k]
     fallback: np.ndarray  # bool [n]
+    item_ids: np.ndarray  # the model's item ids, in row order
+
+    @property
+    def items(self) -> np.ndarray:
+        """Original item ids, object [n, k], padded with None."""
+        out = np.full(self.item_rows.shape, None, dtype=object)
+        ok = self.item_rows >= 0
+        out[ok] = self.item_ids[self.item_rows[ok]].astype(object)
+        return out
 
     def columns(self) -> dict:
         """One row per recommended item, as arrays: user, rank (from 1), item, score, fallback;
-        padding left out."""
-        n, k = self.items.shape
-        keep = (self.items != None).ravel()  # noqa: E711 - elementwise on an object array
-        users = np.empty(n, dtype=object)
-        users[:] = self.users
+        padding left out. Ids keep the model's type (int64 or str) where they share one."""
+        n, k = self.item_rows.shape
+        rows = self.item_rows.ravel()
+        keep = rows >= 0
+        users = np.asarray(self.users)
+        if users.ndim != 1 or users.dtype.kind not in "iuU":
+            users = np.empty(n, dtype=object)
+            users[:] = self.users
         return {"user": np.repeat(users, k)[keep],
                 "rank": np.tile(np.arange(1, k + 1), n)[keep],
-                "item": self.items.ravel()[keep], "score": self.scores.ravel()[keep],
+                "item": self.item_ids[rows[keep]], "score": self.scores.ravel()[keep],
                 "fallback": np.repeat(self.fallback, k)[keep]}
 
 
@@ -311,7 +324,7 @@ class SavedModel:
         # known ids as the model spells them (17, not "17"); unknown ones as given
         user_ids = [self.users.ids[r].item() if r >= 0 else x for x, r in zip(user_ids, rows)]
         n, kk = len(user_ids), min(k, self.num_items)
-        items = np.full((n, k), None, dtype=object)
+        item_rows = np.full((n, k), -1, dtype=np.int64)
         scores = np.full((n, k), np.nan, dtype=np.float32)
         known = np.flatnonzero(rows >= 0)
         if exclude_seen:
@@ -319,23 +332,21 @@ class SavedModel:
         else:
             hist_rp, hist_it = torch.zeros(self.num_users + 1, dtype=torch.int64), \
                 torch.zeros(0, dtype=self._hist_items.dtype)
-        item_ids = self.items.ids
         for a in range(0, known.size, batch_users):
             sel = known[a:a + batch_users]
             u = torch.from_numpy(rows[sel])
             s, ids = backend.topk_masked(self._user_emb[u].contiguous(), self._item_emb,
                                          hist_rp, hist_it, kk, users=u)
             s, ids = s.numpy(), ids.numpy()
-            ok = ids >= 0
-            scores[sel, :kk] = np.where(ok, s, np.nan)
-            items[sel, :kk] = np.where(ok, item_ids[np.clip(ids, 0, None)].astype(object), None)
+            scores[sel, :kk] = np.where(ids >= 0, s, np.nan)
+            item_rows[sel, :kk] = ids
         fallback = rows < 0
         if fallback.any():
             pop = self.record["popular"]
             m = min(k, pop["items"].size)
-            items[fallback, :m] = item_ids[pop["items"][:m]].astype(object)
+            item_rows[fallback, :m] = pop["items"][:m]
             scores[fallback, :m] = pop["counts"][:m].astype(np.float32)
-        return Recommendations(user_ids, items, scores, fallback)
+        return Recommendations(user_ids, item_rows, scores, fallback, self.items.ids)
 
 
 def load(out: str, stage="latest") -> SavedModel:
