@@ -275,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--backbone", choices=sorted(MODELS), default="lightgcn",
                         help="the backbone GraphPro pre-trains with (fine-tuning stays "
                              "GraphPro's); see graphpro --help")
+        sp.add_argument("--reorder", choices=("auto", "degree", "none"), default="auto",
+                        help="renumber nodes by degree for memory locality, invisibly to "
+                             "outputs (auto: from 1M directed pre-training edges; "
+                             "docs/SCALE.md)")
         sp.add_argument("--serve", help="the method whose model is saved per stage in OUT/model "
                                         "(default: the first of --methods)")
         sp.add_argument("--no-final-test", action="store_true",
@@ -531,7 +535,7 @@ def _cmd_dynamic(args, hp, rd, shard) -> int:
                     drop_seen_test_pairs=args.drop_seen_test_pairs, device=args.device,
                     seed=hp["seed"], pretrain_train=pre_cfg, stage_train=stage_cfg,
                     serve=args.serve, final_test=not args.no_final_test,
-                    backbone=args.backbone)
+                    backbone=args.backbone, reorder=args.reorder)
     t0 = time.perf_counter()
     ids = None
     if mapping is not None:
@@ -544,7 +548,8 @@ def _cmd_dynamic(args, hp, rd, shard) -> int:
     if shard.sharded:  # the other ranks read OUT only once rank 0 has prepared it
         torch.distributed.barrier()
     runner.check_config()  # refuses other configurations / other data before anything runs
-    if mapping is not None and shard.rank == 0:
+    if mapping is not None and shard.rank == 0:  # the rows as the run numbers them
+        mapping = {"users": runner.ids[0].to_list(), "items": runner.ids[1].to_list()}
         save_id_map(mapping, os.path.join(args.out, "id_map.json"))
         log.info(f"id mapping saved to {os.path.join(args.out, 'id_map.json')}")
     phases = ("pretrain",) if args.command == "pretrain" else ("pretrain", "stages")
@@ -557,6 +562,7 @@ def _cmd_dynamic(args, hp, rd, shard) -> int:
                             "drop_seen_test_pairs": cfg.drop_seen_test_pairs,
                             "stages": data.num_stages, "topk": hp["topk"],
                             "interp_order": cfg.interp_order,
+                            "reorder": runner.cfg.reorder,
                             "cold_nodes": "every user/item of the global id space has an "
                                           "embedding; nodes never seen in training keep their "
                                           "initialisation (plus prompt propagation if they "

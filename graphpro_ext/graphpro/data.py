@@ -591,7 +591,7 @@ def write_snapshot_file(inter: Interactions, path: str) -> None:
     u, i, t = inter.users[order], inter.items[order], inter.times[order]
     cuts = np.flatnonzero(np.diff(u)) + 1
     with open(path, "w", encoding="utf-8") as f:
-        for a, b in zip(np.r_[0, cuts], np.r_[cuts, u.size]):
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, u.size]) if u.size else ():
             f.write(f"{u[a]}\t{' '.join(map(str, i[a:b]))}\t"
                     f"{' '.join(str(int(x)) for x in t[a:b])}\n")
 

@@ -10,6 +10,7 @@ what is already there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from graphpro_ext.graph import TemporalGraph, isin, unique
 
-from . import backend, models
+from . import backend, models, reorder
 from .checkpoint import CheckpointLayout, load_checkpoint
 from .data import Interactions, SnapshotData, hold_out_pairs, pair_keys
 from .distributed import Shard
@@ -61,6 +62,7 @@ class RunConfig:
     device: str = "cpu"
     seed: int = 2023
     backbone: str = "lightgcn"  # the pre-training backbone (models.MODELS)
+    reorder: str = "auto"  # node renumbering (reorder.RULES); the Runner stores the resolved rule
     serve: str | None = None  # the method whose models are saved (None: the first of methods)
     final_test: bool = True  # False: one more stage trains on the newest snapshot, untested
     pretrain_train: TrainConfig = field(default_factory=TrainConfig)
@@ -81,6 +83,7 @@ def _result_relevant(proto: dict) -> dict:
     # fields added later read as what runs before them did
     defaults = {"lr_rule": "none", "warmup_epochs": 0.0, "budget_s": 0.0}
     out.setdefault("backbone", "lightgcn")
+    out.setdefault("reorder", "none")
     for phase in ("pretrain_train", "stage_train"):
         cfg = {**defaults, **out.get(phase, {})}
         ignore = {"ckpt_every", "eval_batch"}
@@ -92,6 +95,8 @@ def _result_relevant(proto: dict) -> dict:
 
 class Runner:
     """Runs phases and stages for one dataset and configuration, with checkpoints in OUT/ckpt."""
+
+    renumbers = True  # applies cfg.reorder to the data it is given (reorder.py)
 
     def __init__(self, data: SnapshotData, cfg: RunConfig, shard: Shard | None = None,
                  ids: tuple[IdMap, IdMap] | None = None):
@@ -111,6 +116,16 @@ class Runner:
             raise ConfigError(f"select_on must be 'val' or 'test', got {cfg.select_on!r}")
         if cfg.select_on == "val" and not 0.0 < cfg.val_frac < 1.0:
             raise ConfigError("--select-on val needs 0 < --val-frac < 1")
+        self._fingerprint: str | None = None
+        rule = reorder.resolve(cfg.reorder, data) if self.renumbers else cfg.reorder
+        if self.renumbers and rule != "none":
+            # resuming compares the data as loaded; the numbering is part of the configuration
+            self._fingerprint = data.fingerprint()
+            data, ids = reorder.renumber(
+                data, ids or (IdMap.identity(data.num_users), IdMap.identity(data.num_items)),
+                rule)
+            log.info(f"nodes renumbered by {rule} (--reorder {cfg.reorder})")
+        cfg = dataclasses.replace(cfg, reorder=rule)
         self.data, self.cfg = data, cfg
         self.dev = torch.device(cfg.device)
         # column sharding (torchrun): every rank runs this same loop on its columns; rank 0
@@ -123,7 +138,6 @@ class Runner:
         self.ids = ids or (IdMap.identity(self.nu), IdMap.identity(self.ni))
         self.serve = cfg.serve or cfg.methods[0]
         self._splits: dict[int, tuple[Interactions, Interactions]] = {}
-        self._fingerprint: str | None = None
         self._config_checked = False
 
     @property

@@ -80,6 +80,8 @@ def _run_config(rec: dict, out: str, mode: str, budget_s: float) -> RunConfig:
 class _UpdateRunner(Runner):
     """A Runner whose earlier stages are the run's saved models, grown to the new id space."""
 
+    renumbers = False  # the model files' history is in the run's numbering already
+
     def __init__(self, data, cfg, ids, prev: dict, mode: str):
         super().__init__(data, cfg, ids=ids)
         self._prev, self._mode = prev, mode
