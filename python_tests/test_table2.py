@@ -1,0 +1,271 @@
+"""scripts/table2.py (issue 13): the plan of cells, running the missing ones, and the report's
+statistics, on hand-written results.json files (nothing is trained here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("table2", ROOT / "scripts" / "table2.py")
+t2 = importlib.util.module_from_spec(_spec)
+sys.modules["table2"] = t2  # dataclasses look their module up
+_spec.loader.exec_module(t2)
+
+PRESET = t2.registries()[2]
+HONEST_BUDGET = {k: PRESET[k] for k in t2.REFERENCE_BUDGET}
+
+
+def fake_results(out: Path, seed: int, methods: dict, selection: str = "honest",
+                 backbone: str = "lightgcn", wall: dict | None = None,
+                 record_seed: int | None = None) -> None:
+    """A results.json as `graphpro run` writes it: methods = {name: (recall avg, ndcg avg)},
+    every one of the 8 stages at its average."""
+    budget = t2.REFERENCE_BUDGET if selection == "reference" else HONEST_BUDGET
+    out.mkdir(parents=True, exist_ok=True)
+    res = {"dataset": "amazon",
+           "command": f"graphpro_ext/graphpro/__main__.py run --backbone {backbone} --seed {seed}",
+           "preset": "amazon",
+           "protocol": {"select_on": "test" if selection == "reference" else "val",
+                        "stages": 8},
+           "hyperparameters": {"seed": seed if record_seed is None else record_seed, **budget},
+           "wall_s": wall or {"this_process": 1.0},
+           "methods": {m: {"stages": [{"stage": i, "recall@20": r, "ndcg@20": n}
+                                      for i in range(1, 9)],
+                           "average": {"recall@20": r, "ndcg@20": n}, "wall_s": 1.0}
+                       for m, (r, n) in methods.items()}}
+    (out / "results.json").write_text(json.dumps(res))
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    d = tmp_path / "amazon"
+    d.mkdir()
+    (d / "fine_tune.txt").write_text("0\t1\t100\n")
+    return d
+
+
+# -- the Student-t distribution -----------------------------------------------------------
+
+def test_t_distribution_known_values():
+    # two-sided 5% critical values from any t table
+    for t, df in ((2.776, 4), (12.706, 1), (4.303, 2), (2.228, 10), (2.042, 30)):
+        assert t2.t_two_sided(t, df) == pytest.approx(0.05, abs=2e-4), (t, df)
+    for t in (0.1, 0.5, 1.0, 3.0, 10.0, 100.0):  # closed forms for df = 1, 2, 3
+        assert t2.t_two_sided(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-10)
+        assert t2.t_two_sided(t, 2) == pytest.approx(1 - t / math.sqrt(2 + t * t), rel=1e-10)
+        s = t / math.sqrt(3)
+        cdf3 = 0.5 + (s / (1 + s * s) + math.atan(s)) / math.pi
+        assert t2.t_cdf(t, 3) == pytest.approx(cdf3, rel=1e-12)
+        assert t2.t_cdf(-t, 3) == pytest.approx(1 - cdf3, rel=1e-9)
+    # large df: the normal distribution
+    assert t2.t_two_sided(1.96, 1e7) == pytest.approx(math.erfc(1.96 / math.sqrt(2)), rel=1e-5)
+    assert t2.t_cdf(0.0, 5) == 0.5 and t2.t_two_sided(0.0, 5) == 1.0
+    for x in (0.05, 0.3, 0.5, 0.9):  # I_x(a, 1) = x^a, I_x(1, b) = 1 - (1 - x)^b
+        assert t2.betainc(3.5, 1.0, x) == pytest.approx(x ** 3.5, rel=1e-12)
+        assert t2.betainc(1.0, 2.5, x) == pytest.approx(1 - (1 - x) ** 2.5, rel=1e-12)
+
+
+def test_paired_t_by_hand():
+    # differences -0.001, 0, -0.002: mean -0.001, sd 0.001, t = -sqrt(3), df 2
+    r = t2.paired_t([0.010, 0.012, 0.014], [0.011, 0.012, 0.016])
+    assert r["n"] == 3 and r["diff"] == pytest.approx(-0.001)
+    assert r["t"] == pytest.approx(-math.sqrt(3))
+    assert r["p"] == pytest.approx(1 - math.sqrt(3 / 5))  # df 2: 1 - |t| / sqrt(2 + t^2)
+    assert t2.paired_t([0.02], [0.018])["p"] is None  # one seed: no test
+    assert t2.paired_t([0.02, 0.03], [0.01, 0.02])["p"] is None  # constant difference
+    m, sd = t2.mean_std([0.011, 0.012, 0.016])
+    assert m == pytest.approx(0.013) and sd == pytest.approx(math.sqrt(7e-6))
+
+
+# -- plan and run ---------------------------------------------------------------------------
+
+def _grid(root, data, *extra):
+    return ["--root", str(root), "--data", str(data), "--seeds", "1,2", "--backbones",
+            "lightgcn,sgl", "--methods", "graphpro,finetune", *extra]
+
+
+def _make_tree(root: Path) -> None:
+    both = {"graphpro": (0.01, 0.005), "finetune": (0.012, 0.006)}
+    fake_results(root / "honest" / "lightgcn-s1", 1, both)  # done
+    fake_results(root / "honest" / "lightgcn-s2", 2, {"graphpro": (0.01, 0.005)})  # 1 of 2
+    (root / "honest" / "sgl-s1" / "ckpt").mkdir(parents=True)  # interrupted, no results yet
+    fake_results(root / "reference" / "sgl-s2", 2, both, selection="honest",
+                 backbone="sgl")  # a run of the other selection rule in this cell's folder
+
+
+def test_plan_commands_and_marking(tmp_path, data, capsys):
+    root = tmp_path / "t2"
+    _make_tree(root)
+    assert t2.main(["plan", *_grid(root, data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("# table2: 8 cells") and "1 done, 2 partial, 1 mismatch, " \
+        "4 missing" in lines[0]
+    marks = {ln.split("] ")[1].split(":")[0]: ln for ln in lines[1::2]}
+    cmds = dict(zip(marks, lines[2::2]))
+    assert len(cmds) == 8
+    assert marks["honest/lightgcn-s1"].startswith("# [done]")
+    assert marks["honest/lightgcn-s2"] == "# [partial] honest/lightgcn-s2: 1/2 methods in " \
+                                          "results.json"
+    assert marks["honest/sgl-s1"].startswith("# [partial]")
+    assert marks["reference/sgl-s2"].startswith("# [mismatch]") and "select_on val" in \
+        marks["reference/sgl-s2"]
+    assert marks["reference/lightgcn-s1"].startswith("# [missing]")
+    assert cmds["honest/lightgcn-s1"].startswith("# python -m graphpro_ext.graphpro run")
+    for name, cmd in cmds.items():
+        sel, cell = name.split("/")
+        backbone, seed = cell.split("-s")
+        words = cmd.removeprefix("# ").split()
+        assert words[:4] == ["python", "-m", "graphpro_ext.graphpro", "run"]
+        opt = {w: words[i + 1] for i, w in enumerate(words) if w.startswith("--") and
+               i + 1 < len(words) and not words[i + 1].startswith("--")}
+        assert opt["--data"] == str(data) and opt["--preset"] == "amazon"
+        assert opt["--methods"] == "graphpro,finetune"
+        assert opt["--backbone"] == backbone and opt["--seed"] == seed
+        assert opt["--out"] == os.path.join(str(root), sel, cell)
+        assert ("--resume" in words) == (root / sel / cell).is_dir()
+        if sel == "reference":
+            assert {k: opt[k] for k in ("--select-on", "--epochs", "--stage-epochs",
+                                        "--patience", "--stage-patience")} == \
+                {"--select-on": "test", "--epochs": "300", "--stage-epochs": "300",
+                 "--patience": "10", "--stage-patience": "10"}
+        else:
+            assert opt["--select-on"] == "val" and "--epochs" not in opt
+
+
+class FakeGraphpro:
+    """Stands in for subprocess.run: records commands and writes the cell's results."""
+
+    def __init__(self, rc: int = 0):
+        self.rc, self.calls = rc, []
+
+    def __call__(self, cmd):
+        self.calls.append(cmd)
+        if self.rc == 0:
+            out = Path(cmd[cmd.index("--out") + 1])
+            sel = "reference" if "test" in cmd else "honest"
+            fake_results(out, int(cmd[cmd.index("--seed") + 1]),
+                         {m: (0.01, 0.005) for m in cmd[cmd.index("--methods") + 1].split(",")},
+                         selection=sel, backbone=cmd[cmd.index("--backbone") + 1])
+        return subprocess.CompletedProcess(cmd, self.rc)
+
+
+def test_run_missing_cells_then_stops(tmp_path, data, monkeypatch, capsys):
+    root = tmp_path / "t2"
+    _make_tree(root)
+    fake = FakeGraphpro()
+    monkeypatch.setattr(t2.subprocess, "run", fake)
+    args = _grid(root, data, "--selections", "honest")
+    assert t2.main(["run", *args, "--max-cells", "2"]) == 0
+    assert [c[c.index("--out") + 1] for c in fake.calls] == [
+        str(root / "honest" / "lightgcn-s2"), str(root / "honest" / "sgl-s1")]
+    assert all("--resume" in c and c[0] == sys.executable for c in fake.calls)
+    assert t2.main(["run", *args]) == 0  # the last one, fresh: no --resume
+    assert len(fake.calls) == 3 and "--resume" not in fake.calls[2]
+    assert fake.calls[2][fake.calls[2].index("--out") + 1] == str(root / "honest" / "sgl-s2")
+    assert t2.main(["run", *args]) == 0 and len(fake.calls) == 3  # all done: nothing runs
+
+    failing = FakeGraphpro(rc=3)
+    monkeypatch.setattr(t2.subprocess, "run", failing)
+    assert t2.main(["run", *_grid(root, data, "--selections", "reference")]) == 3
+    assert len(failing.calls) == 1  # stopped at the first failure
+    assert "failed (exit code 3)" in capsys.readouterr().err
+    # a folder holding another configuration is refused before anything runs
+    fake_results(root / "reference" / "lightgcn-s1", 1, {"graphpro": (0.01, 0.005)},
+                 record_seed=7, selection="reference")
+    assert t2.main(["run", *_grid(root, data, "--selections", "reference")]) == 2
+    assert len(failing.calls) == 1 and "seed 7 (want 1)" in capsys.readouterr().err
+
+
+# -- report ---------------------------------------------------------------------------------
+
+def test_report_tables_significance_and_cells(tmp_path, capsys):
+    root = tmp_path / "t2"
+    gp_r, gp_n = [0.010, 0.012, 0.014], [0.005, 0.006, 0.010]
+    ft_r, ft_n = [0.011, 0.012, 0.016], [0.004, 0.004, 0.004]
+    for i, seed in enumerate((2023, 2024, 2025)):
+        fake_results(root / "honest" / f"lightgcn-s{seed}", seed,
+                     {"graphpro": (gp_r[i], gp_n[i]), "finetune": (ft_r[i], ft_n[i])},
+                     wall={"pretrain-graphpro": 10.0, "graphpro": 20.0, "finetune": 30.0,
+                           "this_process": 65.0})
+    fake_results(root / "honest" / "sgl-s2023", 2023,
+                 {"graphpro": (0.02, 0.01), "finetune": (0.018, 0.009)}, backbone="sgl")
+    # found under ROOT but written with another seed than its folder says: never counted
+    fake_results(root / "honest" / "lightgcn-s9", 9, {"graphpro": (0.9, 0.9)}, record_seed=1)
+    out, png = tmp_path / "frag.md", tmp_path / "curves.png"
+    assert t2.main(["report", "--root", str(root), "--backbones", "lightgcn,sgl", "--methods",
+                    "graphpro,finetune", "--out", str(out), "--plot", str(png)]) == 0
+    md = out.read_text()
+    honest, reference = md.split("### Selection `reference`")[0], \
+        md.split("### Selection `reference`")[1].split("### Significance")[0]
+    # Recall@20: graphpro mean 0.012, sd 0.002; finetune mean 0.013, sd sqrt(7e-6) = 0.0026
+    assert "| graphpro | 0.0120 ± 0.0020 (3) | 0.0200 (1) |" in honest
+    assert "| finetune | 0.0130 ± 0.0026 (3) | 0.0180 (1) |" in honest
+    # NDCG@20: graphpro 0.007 ± sqrt(7e-6); finetune 0.004 ± 0
+    assert "| graphpro | 0.0070 ± 0.0026 (3) | 0.0100 (1) |" in honest
+    assert "| finetune | 0.0040 ± 0.0000 (3) | 0.0090 (1) |" in honest
+    assert "| graphpro | missing | missing |" in reference
+    # paired: recall differences -0.001, 0, -0.002 -> t = -sqrt(3), p = 1 - sqrt(3/5) = 0.225;
+    # ndcg differences 0.001, 0.002, 0.006 -> t^2 = 27/7, p = 1 - sqrt(27/41) = 0.188
+    assert f"{1 - math.sqrt(3 / 5):.3g}" == "0.225" and f"{1 - math.sqrt(27 / 41):.3g}" == "0.188"
+    assert "| lightgcn | finetune | 3 | -0.0010 | 0.225 | 0.0030 | 0.188 |" in md
+    assert "| sgl | finetune | 1 | 0.0020 | n/a | 0.0010 | n/a |" in md
+    assert "| simgcl |" not in md
+    # cells: done with wall times, missing ones listed, the mismatched one not counted
+    assert "| honest/lightgcn-s2023 | done | 2/2 | 60.0 (process 65.0) |" in md
+    assert "| honest/sgl-s2024 | missing | 0/2 | – |" in md
+    assert "| reference/lightgcn-s2025 | missing | 0/2 | – |" in md
+    assert "| honest/lightgcn-s9 | mismatch, outside --seeds: results.json has seed 1 " \
+        "(want 9)" in md
+    assert "0.9000" not in md
+    assert "4 of 13 cells done." in md
+    assert "from 4 cell(s) with results" in md
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    assert png.stat().st_size > 0
+
+
+def test_report_of_empty_root_invents_nothing(tmp_path):
+    out = tmp_path / "frag.md"
+    assert t2.main(["report", "--root", str(tmp_path / "none"), "--methods", "graphpro,finetune",
+                    "--out", str(out), "--plot", str(tmp_path / "c.png")]) == 0
+    md = out.read_text()
+    assert "0 of 24 cells done." in md and "0.0" not in md.split("### Cells")[0]
+    assert not (tmp_path / "c.png").exists()
+
+
+# -- bad arguments --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["plan", "--methods", "graphpro,nope"], "--methods: unknown ['nope']"),
+    (["plan", "--backbones", "gcn"], "--backbones: unknown ['gcn']"),
+    (["report", "--selections", "honest,best"], "--selections: unknown ['best']"),
+    (["plan", "--seeds", "1,x"], "--seeds 1,x"),
+    (["run", "--max-cells", "0"], "--max-cells 0"),
+    (["plan", "--nope"], "unrecognized arguments"),
+])
+def test_bad_arguments_exit_2(argv, message, data, capsys):
+    if argv[0] != "report":
+        argv = [*argv, "--data", str(data)]
+    assert t2.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("table2: error: ") and message in err and err.count("\n") == 1
+
+
+def test_missing_data_folder_exit_2(tmp_path, capsys):
+    for cmd in ("plan", "run"):
+        assert t2.main([cmd, "--data", str(tmp_path / "absent")]) == 2
+        assert "not a snapshot folder" in capsys.readouterr().err
+    # the script itself, as a user runs it
+    p = subprocess.run([sys.executable, str(ROOT / "scripts" / "table2.py"), "plan",
+                        "--backbones", "gcn"], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "gcn" in p.stderr

@@ -1,0 +1,529 @@
+#!/usr/bin/env python3
+"""The paper's Table 2 on the Amazon snapshots (issue 13), split into resumable cells.
+
+Table 2 is methods x backbones, Recall@20 and NDCG@20 averaged over the stages, mean ± standard
+deviation over seeds, under two model-selection rules:
+
+* ``honest``: the ``amazon`` preset's budget, best epoch on a held-out 10% of each snapshot
+  (``--select-on val``, our protocol);
+* ``reference``: the reference code's rule and budget, best epoch on the test snapshot itself
+  (``--select-on test --epochs 300 --stage-epochs 300 --patience 10 --stage-patience 10``).
+
+A cell is (selection, backbone, seed): one ``graphpro run`` of every requested method into
+``ROOT/<selection>/<backbone>-s<seed>``, resumable with ``--resume``. ::
+
+    python scripts/table2.py plan   [--data DIR] [--root runs/table2] [filters]
+    python scripts/table2.py run    [--data DIR] [--root runs/table2] [filters] [--max-cells N]
+    python scripts/table2.py report [--root runs/table2] [filters] [--out F.md] [--plot F.png]
+
+Filters (to split the grid over machines or sessions): ``--seeds 2023,2024,2025 --backbones
+lightgcn,sgl,simgcl,mixgcf --selections honest,reference --methods all|a,b``.
+
+``plan`` prints one command per cell; cells already done are printed commented out, so
+``plan | sh`` runs only the rest. ``run`` runs the cells not done one after another and stops at
+the first failure with its exit code. ``report`` reads the finished ``results.json`` files and
+writes the Markdown tables, paired t-tests of GraphPro against every other method, the list of
+cells done and missing, and a per-stage Recall@20 plot. A cell counts only when its results.json
+says it ran with the cell's selection rule, budget, seed and backbone; nothing is ever filled in.
+Bad arguments: one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+K = 20
+METRICS = (f"recall@{K}", f"ndcg@{K}")
+SELECTIONS = ("honest", "reference")
+REFERENCE_BUDGET = {"epochs": 300, "stage_epochs": 300, "patience": 10, "stage_patience": 10}
+DEFAULT_SEEDS = "2023,2024,2025"
+DEFAULT_DATA = "../shared/data/amazon"
+DEFAULT_ROOT = "runs/table2"
+CELL_DIR = re.compile(r"(?P<backbone>[A-Za-z0-9_-]+)-s(?P<seed>\d+)")
+
+
+class UsageError(Exception):
+    """A bad argument: one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of argparse's usage block
+        raise UsageError(message)
+
+
+# -- the grid --------------------------------------------------------------------------------
+
+def registries() -> tuple[list[str], list[str], dict]:
+    """The trainer's method and backbone names (registry order) and the amazon preset."""
+    from graphpro_ext.graphpro.cli import PRESETS
+    from graphpro_ext.graphpro.methods import METHODS
+    from graphpro_ext.graphpro.models import MODELS
+
+    return list(METHODS), list(MODELS), dict(PRESETS["amazon"])
+
+
+def selection_flags(selection: str) -> list[str]:
+    """The flags a cell of this selection adds to ``--preset amazon``."""
+    if selection == "honest":
+        return ["--select-on", "val"]
+    return ["--select-on", "test"] + [a for k, v in REFERENCE_BUDGET.items()
+                                      for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+def expected_protocol(selection: str, preset: dict) -> dict:
+    """What results.json must record for a run of this selection."""
+    budget = REFERENCE_BUDGET if selection == "reference" else {k: preset[k] for k in
+                                                                 REFERENCE_BUDGET}
+    return {"select_on": "test" if selection == "reference" else "val", **budget}
+
+
+@dataclass(frozen=True)
+class Cell:
+    selection: str
+    backbone: str
+    seed: int
+    root: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.selection}/{self.backbone}-s{self.seed}"
+
+    @property
+    def out(self) -> str:
+        return os.path.join(self.root, self.selection, f"{self.backbone}-s{self.seed}")
+
+
+@dataclass
+class CellState:
+    status: str  # "done", "partial", "missing" or "mismatch"
+    methods: dict = field(default_factory=dict)  # method -> results.json entry with averages
+    results: dict | None = None
+    note: str = ""
+
+
+def command(cell: Cell, data: str, methods: list[str], python: str = "python") -> list[str]:
+    """The ``graphpro run`` of one cell (``--resume`` when its folder exists)."""
+    cmd = [python, "-m", "graphpro_ext.graphpro", "run", "--data", data, "--preset", "amazon",
+           "--methods", ",".join(methods), "--backbone", cell.backbone, "--seed",
+           str(cell.seed), "--out", cell.out, *selection_flags(cell.selection)]
+    return cmd + (["--resume"] if os.path.isdir(cell.out) else [])
+
+
+def _recorded(res: dict, out: str) -> dict:
+    """Selection rule, budget, seed and backbone as a results.json records them (a finished
+    run's flat hyper-parameters, or the config.json form `graphpro report` copies)."""
+    hp = res.get("hyperparameters") or {}
+    pre, st = hp.get("pretrain_train") or {}, hp.get("stage_train") or {}
+    rec = {"select_on": (res.get("protocol") or {}).get("select_on"), "seed": hp.get("seed"),
+           "epochs": hp.get("epochs", pre.get("epochs")),
+           "stage_epochs": hp.get("stage_epochs", st.get("epochs")),
+           "patience": hp.get("patience", pre.get("patience")),
+           "stage_patience": hp.get("stage_patience", st.get("patience")),
+           "backbone": hp.get("backbone")}
+    if rec["backbone"] is None:  # not among a finished run's hyper-parameters: its config.json
+        try:
+            with open(os.path.join(out, "ckpt", "config.json")) as f:
+                rec["backbone"] = json.load(f).get("backbone")
+        except (OSError, ValueError):
+            pass
+    if rec["backbone"] is None and res.get("command"):  # else the command line
+        words = shlex.split(res["command"])
+        rec["backbone"] = "lightgcn"
+        for i, w in enumerate(words):
+            if w == "--backbone" and i + 1 < len(words):
+                rec["backbone"] = words[i + 1]
+            elif w.startswith("--backbone="):
+                rec["backbone"] = w.split("=", 1)[1]
+    return rec
+
+
+def read_cell(cell: Cell, methods: list[str], preset: dict) -> CellState:
+    """A cell's state from its folder: done when results.json holds every requested method's
+    averages under the cell's own configuration."""
+    path = os.path.join(cell.out, "results.json")
+    if not os.path.exists(path):
+        if os.path.isdir(os.path.join(cell.out, "ckpt")):
+            return CellState("partial", note="checkpoints, no results.json yet")
+        return CellState("missing")
+    try:
+        with open(path) as f:
+            res = json.load(f)
+    except (OSError, ValueError) as e:
+        return CellState("partial", note=f"results.json unreadable ({e})")
+    rec = _recorded(res, cell.out)
+    want = {**expected_protocol(cell.selection, preset), "seed": cell.seed,
+            "backbone": cell.backbone}
+    wrong = [f"{k} {rec[k]} (want {v})" for k, v in want.items()
+             if rec.get(k) is not None and rec[k] != v]
+    if wrong:
+        return CellState("mismatch", results=res, note="results.json has " + ", ".join(wrong))
+    found = {m: e for m, e in (res.get("methods") or {}).items()
+             if all((e.get("average") or {}).get(k) is not None for k in METRICS)}
+    have = [m for m in methods if m in found]
+    status = "done" if len(have) == len(methods) else "partial"
+    note = "" if status == "done" else f"{len(have)}/{len(methods)} methods in results.json"
+    return CellState(status, found, res, note)
+
+
+def grid(args, backbones: list[str]) -> list[Cell]:
+    return [Cell(s, b, seed, args.root) for s in args.selections for b in backbones
+            for seed in args.seeds]
+
+
+# -- statistics ------------------------------------------------------------------------------
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 1000):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((a - 1 + m2) * (a + m2)),
+                   -(a + m) * (a + b + m) * x / ((a + m2) * (a + 1 + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x)
+                     + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):  # the fraction converges fast on this side
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    """Student's t distribution function: P(T <= t) with df degrees of freedom."""
+    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))  # P(T > |t|)
+    return 1.0 - tail if t > 0 else tail
+
+
+def t_two_sided(t: float, df: float) -> float:
+    """P(|T| >= |t|)."""
+    return betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def mean_std(xs: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (n - 1; None below two values)."""
+    n = len(xs)
+    m = sum(xs) / n
+    return m, (math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1)) if n > 1 else None)
+
+
+def paired_t(a: list[float], b: list[float]) -> dict:
+    """Paired two-sided t-test of a - b: mean difference, t, p (None when n < 2 or the
+    differences have no spread)."""
+    d = [x - y for x, y in zip(a, b)]
+    if not d:
+        return {"n": 0, "diff": None, "t": None, "p": None}
+    m, sd = mean_std(d)
+    if sd is None or sd <= 1e-9 * max(abs(x) for x in d):  # no spread beyond rounding
+        return {"n": len(d), "diff": m, "t": None, "p": None}
+    t = m / (sd / math.sqrt(len(d)))
+    return {"n": len(d), "diff": m, "t": t, "p": t_two_sided(t, len(d) - 1)}
+
+
+# -- the report ------------------------------------------------------------------------------
+
+def discover(root: str, selections: list[str], backbones: list[str]) -> list[Cell]:
+    """Cells found under ROOT (seeds outside --seeds included)."""
+    found = []
+    for s in selections:
+        d = os.path.join(root, s)
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            m = CELL_DIR.fullmatch(name)
+            if m and m["backbone"] in backbones:
+                found.append(Cell(s, m["backbone"], int(m["seed"]), root))
+    return found
+
+
+def _f(v: float | None) -> str:
+    return "–" if v is None else f"{v:.4f}"
+
+
+def _cell_text(vals: list[float]) -> str:
+    if not vals:
+        return "missing"
+    m, sd = mean_std(vals)
+    return f"{_f(m)} ± {_f(sd)} ({len(vals)})" if sd is not None else f"{_f(m)} ({len(vals)})"
+
+
+def _wall(res: dict | None) -> str:
+    wall = (res or {}).get("wall_s") or {}
+    if not wall:
+        return "–"
+    phases = sum(v for k, v in wall.items() if k != "this_process")
+    proc = wall.get("this_process")
+    return f"{phases:.1f}" + (f" (process {proc:.1f})" if proc is not None else "")
+
+
+def collect(cells: list[Cell], methods: list[str], preset: dict) -> dict[Cell, CellState]:
+    return {c: read_cell(c, methods, preset) for c in cells}
+
+
+def values(states: dict, selection: str, backbone: str, method: str, metric: str) -> dict:
+    """seed -> the method's stage-averaged metric, over the cells that count."""
+    return {c.seed: st.methods[method]["average"][metric] for c, st in states.items()
+            if c.selection == selection and c.backbone == backbone and method in st.methods
+            and st.status != "mismatch"}
+
+
+def markdown(states: dict, args, methods: list[str], backbones: list[str]) -> str:
+    """The Table 2 fragment: per selection the two tables, the significance tests, the cells."""
+    selections = args.selections
+    counted = [c for c, st in states.items() if st.methods and st.status != "mismatch"]
+    stages = sorted({st.results.get("protocol", {}).get("stages") for c, st in states.items()
+                     if c in counted} - {None})
+    over = f"the {stages[0]} stages" if len(stages) == 1 else "the stages"
+    lines = [f"Collected by `python scripts/table2.py report --root {args.root}` from "
+             f"{len(counted)} cell(s) with results (of {len(states)} listed below). Each entry: "
+             f"the metric averaged over {over} of a run, then mean ± sample standard deviation "
+             "(n − 1) over seeds, (n) = seeds with a result; `missing` = no finished run.", ""]
+    rules = {"honest": "`--preset amazon --select-on val` (best epoch on a held-out 10% of each "
+                       "snapshot; the preset's epoch caps)",
+             "reference": "`--preset amazon --select-on test --epochs 300 --stage-epochs 300 "
+                          "--patience 10 --stage-patience 10` (best epoch on the test snapshot, "
+                          "the reference code's rule and budget)"}
+    for s in selections:
+        lines += [f"### Selection `{s}`: {rules[s]}", ""]
+        for metric, title in zip(METRICS, (f"Recall@{K}", f"NDCG@{K}")):
+            lines += [f"{title}:", "", "| method | " + " | ".join(backbones) + " |",
+                      "|---" * (len(backbones) + 1) + "|"]
+            for m in methods:
+                row = [_cell_text(list(values(states, s, b, m, metric).values()))
+                       for b in backbones]
+                lines.append(f"| {m} | " + " | ".join(row) + " |")
+            lines.append("")
+    lines += ["### Significance: GraphPro against every other method", ""]
+    if "graphpro" not in methods:
+        lines += ["(`graphpro` is not among --methods)", ""]
+    else:
+        lines += ["Paired by seed: Δ = mean over seeds of (graphpro − method), two-sided paired "
+                  "t-test with n − 1 degrees of freedom; p is `n/a` below two seeds or when the "
+                  "differences do not vary. Not corrected for multiple comparisons.", ""]
+        for s in selections:
+            lines += [f"Selection `{s}`:", "",
+                      f"| backbone | method | n | Δ Recall@{K} | p | Δ NDCG@{K} | p |",
+                      "|---|---|---|---|---|---|---|"]
+            for b in backbones:
+                for m in methods:
+                    if m == "graphpro":
+                        continue
+                    row = []
+                    for metric in METRICS:
+                        g, o = values(states, s, b, "graphpro", metric), values(states, s, b, m,
+                                                                                metric)
+                        seeds = sorted(set(g) & set(o))
+                        r = paired_t([g[x] for x in seeds], [o[x] for x in seeds])
+                        row += [_f(r["diff"]) if r["diff"] is not None else "missing",
+                                "n/a" if r["p"] is None else f"{r['p']:.3g}"]
+                    lines.append(f"| {b} | {m} | {r['n']} | " + " | ".join(row) + " |")
+            lines.append("")
+    lines += ["### Cells", "",
+              "Wall time (s, from results.json): the sum of the phases (pre-trainings and every "
+              "method's stages), and the last process (a resumed run's covers only its own part).",
+              "", "| cell | status | methods with results | wall (s) |", "|---|---|---|---|"]
+    grid_cells = set(grid(args, backbones))
+    for c, st in states.items():
+        status = st.status + ("" if c in grid_cells else ", outside --seeds")
+        status += f": {st.note}" if st.note else ""
+        n = sum(m in st.methods for m in methods)
+        lines.append(f"| {c.name} | {status} | {n}/{len(methods)} | {_wall(st.results)} |")
+    done = sum(st.status == "done" for st in states.values())
+    lines += ["", f"{done} of {len(states)} cells done."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(states: dict, path: str, selections: list[str], methods: list[str],
+         backbones: list[str]) -> bool:
+    """Per-stage Recall@20, mean over seeds: a row per selection, a panel per backbone."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [s for s in selections if any(c.selection == s and st.methods and
+                                         st.status != "mismatch" for c, st in states.items())]
+    if not rows:
+        return False
+    fig, axes = plt.subplots(len(rows), len(backbones), figsize=(4 * len(backbones),
+                             3.2 * len(rows)), squeeze=False, sharey="row")
+    for i, s in enumerate(rows):
+        for j, b in enumerate(backbones):
+            ax = axes[i][j]
+            for m in methods:
+                per_stage: dict[int, list[float]] = {}
+                for c, st in states.items():
+                    if (c.selection, c.backbone) == (s, b) and m in st.methods and \
+                            st.status != "mismatch":
+                        for stage in st.methods[m]["stages"]:
+                            per_stage.setdefault(stage["stage"], []).append(stage[METRICS[0]])
+                if per_stage:
+                    xs = sorted(per_stage)
+                    ax.plot(xs, [sum(per_stage[x]) / len(per_stage[x]) for x in xs],
+                            marker="o", markersize=3, label=m)
+            ax.set_title(f"{s}: {b}", fontsize=9)
+            ax.set_xlabel("stage")
+            ax.grid(alpha=0.3)
+            if not ax.lines:
+                ax.text(0.5, 0.5, "no finished cell", ha="center", transform=ax.transAxes)
+        axes[i][0].set_ylabel(f"Recall@{K} (mean over seeds)")
+    handles, labels = {}, []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in handles:
+                handles[lab] = h
+                labels.append(lab)
+    fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=6, fontsize=7)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# -- commands --------------------------------------------------------------------------------
+
+def _plan(args, methods, backbones, preset) -> int:
+    """One command per cell; cells done are commented out."""
+    cells = grid(args, backbones)
+    states = collect(cells, methods, preset)
+    counts = {k: sum(st.status == k for st in states.values())
+              for k in ("done", "partial", "mismatch", "missing")}
+    print(f"# table2: {len(cells)} cells ({len(args.selections)} selections x {len(backbones)} "
+          f"backbones x {len(args.seeds)} seeds), {len(methods)} methods each: "
+          + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for c in cells:
+        st = states[c]
+        print(f"# [{st.status}] {c.name}" + (f": {st.note}" if st.note else ""))
+        print(("# " if st.status == "done" else "") + shlex.join(command(c, args.data, methods)))
+    return 0
+
+
+def _run(args, methods, backbones, preset) -> int:
+    """Run the cells not done, one after another; stop at the first failure."""
+    todo = [c for c in grid(args, backbones) if read_cell(c, methods, preset).status != "done"]
+    if args.max_cells is not None:
+        todo = todo[:args.max_cells]
+    for i, c in enumerate(todo, 1):
+        st = read_cell(c, methods, preset)
+        if st.status == "mismatch":  # graphpro --resume would refuse it too; say why here
+            print(f"table2: error: {c.out} holds another configuration ({st.note}); move it "
+                  "away to run this cell", file=sys.stderr)
+            return 2
+        cmd = command(c, args.data, methods, python=sys.executable)
+        print(f"table2: cell {i}/{len(todo)} {c.name}: {shlex.join(cmd)}", flush=True)
+        rc = subprocess.run(cmd).returncode
+        if rc != 0:
+            print(f"table2: error: cell {c.name} failed (exit code {rc}); `table2.py run` "
+                  "resumes it", file=sys.stderr)
+            return rc
+        after = read_cell(c, methods, preset)
+        if after.status != "done":
+            print(f"table2: error: cell {c.name} ended but is {after.status} ({after.note})",
+                  file=sys.stderr)
+            return 1
+    print(f"table2: {len(todo)} cell(s) run")
+    return 0
+
+
+def _report(args, methods, backbones, preset) -> int:
+    """Markdown tables, significance, cells done/missing and the curves."""
+    cells = grid(args, backbones)
+    cells += [c for c in discover(args.root, args.selections, backbones) if c not in cells]
+    states = collect(cells, methods, preset)
+    out = args.out or os.path.join(args.root, "table2.md")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        f.write(markdown(states, args, methods, backbones))
+    print(f"table2: wrote {out}")
+    path = args.plot or os.path.join(args.root, "recall_per_stage.png")
+    if plot(states, path, args.selections, methods, backbones):
+        print(f"table2: wrote {path}")
+    else:
+        print("table2: no plot (no finished cell, or matplotlib missing)")
+    return 0
+
+
+def _names(text: str, known: list[str], what: str) -> list[str]:
+    names = list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    bad = [x for x in names if x not in known]
+    if bad or not names:
+        raise UsageError(f"--{what}: unknown {bad or '(empty)'}; choose from {','.join(known)}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="table2", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, helptext in (("plan", "print one command per cell, marking cells done"),
+                           ("run", "run the cells not done, one after another"),
+                           ("report", "write the tables, significance and plot")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("--root", default=DEFAULT_ROOT, help="folder of the cells")
+        sp.add_argument("--seeds", default=DEFAULT_SEEDS)
+        sp.add_argument("--backbones", default="all", help="all or a,b (graphpro --help)")
+        sp.add_argument("--selections", default=",".join(SELECTIONS))
+        sp.add_argument("--methods", default="all", help="all or a,b (graphpro --help)")
+        if name in ("plan", "run"):
+            sp.add_argument("--data", default=DEFAULT_DATA, help="the Amazon snapshot folder")
+        if name == "run":
+            sp.add_argument("--max-cells", type=int, help="stop after this many cells")
+        if name == "report":
+            sp.add_argument("--out", help="Markdown file (default ROOT/table2.md)")
+            sp.add_argument("--plot", help="PNG file (default ROOT/recall_per_stage.png)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, validate against the trainer's registries, dispatch."""
+    try:
+        args = build_parser().parse_args(argv)
+        known_methods, known_backbones, preset = registries()
+        methods = known_methods if args.methods == "all" else _names(args.methods,
+                                                                     known_methods, "methods")
+        backbones = (known_backbones if args.backbones == "all"
+                     else _names(args.backbones, known_backbones, "backbones"))
+        args.selections = _names(args.selections, list(SELECTIONS), "selections")
+        try:
+            args.seeds = list(dict.fromkeys(int(x) for x in args.seeds.split(",") if x.strip()))
+        except ValueError:
+            raise UsageError(f"--seeds {args.seeds}: comma-separated integers") from None
+        if not args.seeds or min(args.seeds) < 0:
+            raise UsageError(f"--seeds {args.seeds}: give at least one non-negative seed")
+        if getattr(args, "max_cells", None) is not None and args.max_cells < 1:
+            raise UsageError(f"--max-cells {args.max_cells}: at least 1")
+        if args.command in ("plan", "run") and not os.path.isfile(
+                os.path.join(args.data, "fine_tune.txt")):
+            raise UsageError(f"--data {args.data}: not a snapshot folder (no fine_tune.txt)")
+    except UsageError as e:
+        print(f"table2: error: {e}", file=sys.stderr)
+        return 2
+    return {"plan": _plan, "run": _run, "report": _report}[args.command](
+        args, methods, backbones, preset)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
