@@ -72,14 +72,34 @@ def test_input_not_modified(device, gen, seed):
     assert torch.equal(x, x0), seed
 
 
+@pytest.mark.parametrize("layers,time_weight", [(2, 0.5), (3, 0.0), (3, 0.5)])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_forward_low_precision(device, gen, seed, dtype):
+def test_forward_low_precision(device, gen, seed, dtype, layers, time_weight):
+    """The conventions' low-precision rule at 2 and 3 layers, with and without time weights."""
     g = _graph(gen, device, big_row=True)
     x = _x(gen, g, dtype)
-    out = ops.lightgcn(g.rowptr, g.col, g.edge_time, g.node_norm, x, 2, 0.5, 0.8, 1)
+    args = (layers, time_weight, 0.8, 1)
+    out = ops.lightgcn(g.rowptr, g.col, g.edge_time, g.node_norm, x, *args)
     assert out.dtype == dtype
-    assert_lowp_close(out, _ref(g, x, 2, 0.5, 0.8, 1), _ref(g, x.double(), 2, 0.5, 0.8, 1),
+    assert_lowp_close(out, _ref(g, x, *args), _ref(g, x.double(), *args),
                       seed=seed, what=f"lightgcn {dtype}")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_backward_low_precision(device, gen, seed, dtype):
+    g = _graph(gen, device, big_row=True)
+    x = _x(gen, g, dtype)
+    go = torch.randn(x.shape, generator=gen).to(dtype).to(device)
+    grads = []
+    for xx in (x, x, x.double()):
+        xx = xx.clone().requires_grad_()
+        f = ops.lightgcn if not grads else _ref
+        out = f(g.rowptr, g.col, g.edge_time, g.node_norm, xx, 3, 0.5, 0.8, 4) if not grads \
+            else f(g, xx, 3, 0.5, 0.8, 4)
+        out.backward(go.to(xx.dtype))
+        grads.append(xx.grad)
+    assert grads[0].dtype == dtype
+    assert_lowp_close(grads[0], grads[1], grads[2], seed=seed, what=f"lightgcn grad {dtype}")
 
 
 @pytest.mark.parametrize("keep_prob", [1.0, 0.6])
