@@ -132,8 +132,17 @@ def test_trainer_step_and_reorder_benchmarks_run(capsys):
     assert "step / floor" in out and "samples/s" in out
     _script("reorder").main(["--edges", "20000", "--rounds", "1", "--dim", "8"])
     out = capsys.readouterr().out
-    rows = [ln for ln in out.splitlines() if ln.startswith("| ") and "x |" in ln]
-    assert [ln.split("|")[2].strip() for ln in rows] == ["generated", "random", "degree"]
+    rows = [ln.split("|") for ln in out.splitlines() if ln.startswith("| ") and "x |" in ln]
+    whats = ["lightgcn fwd+bwd", "trainer step, B = 2048 (2048)", "trainer step, B = "]
+    assert len(rows) == 3 * len(whats)
+    for k, what in enumerate(whats):
+        assert [r[2].strip() for r in rows[3 * k:3 * k + 3]] == ["generated", "random", "degree"]
+        assert all(r[3].strip().startswith(what) for r in rows[3 * k:3 * k + 3])
+    _script("bf16_storage").main(["--edges", "20000", "--rounds", "1", "--dim", "8"])
+    rows = [ln.split("|") for ln in capsys.readouterr().out.splitlines()
+            if ln.startswith("| ") and "x |" in ln]
+    assert [r[2].strip() for r in rows] == ["spmm fwd", "spmm fwd+bwd"]
+    assert all(r[-2].strip() in ("met", "not met") for r in rows)
 
 
 def test_serving_latency_benchmark_runs(tmp_path, capsys):
