@@ -71,6 +71,11 @@ def test_reference_ops_flag(tmp_path):
             res = json.loads((out / "results.json").read_text())
             assert res["backend"] == "graphpro_ext.reference (plain PyTorch)"
             assert res["hyperparameters"]["batch_graph"] == mode
+        # a later call without --ops is back on the fused ops
+        out = tmp_path / "default"
+        assert main(["pretrain", "--out", str(out), *TINY, "--epochs", "1"]) == 0
+        assert json.loads((out / "results.json").read_text())["backend"] == \
+            "graphpro_ext.ops (fused)"
     finally:
         backend.use("fused")
     assert backend.FUSED

@@ -888,8 +888,8 @@ def _run_locked(args, hp, shard, lock) -> int:
             torch.manual_seed(hp["seed"])
             from . import backend
 
-            if args.ops:
-                backend.use(args.ops)
+            # every call chooses (an earlier in-process call's --ops must not linger)
+            backend.use(args.ops or ("fused" if backend.FUSED_ERROR is None else "reference"))
             log.info(f"graphpro {args.command}: preset {hp['preset']}, ops "
                      f"{backend.backend_name()}, device {args.device}, "
                      f"{torch.get_num_threads()} threads"
