@@ -166,9 +166,9 @@ void run(const at::Tensor& U, const at::Tensor& items_sorted, const std::vector<
   });
 }
 
-// Row norms in double; false when one is not finite or scores could overflow the dtype.
+// Row norms in double into `out`, the largest into `largest`; false when one is not finite.
 template <typename scalar_t>
-bool norms(const at::Tensor& x, std::vector<double>& out) {
+bool norms(const at::Tensor& x, std::vector<double>& out, double& largest) {
   const int64_t n = x.size(0), d = x.size(1);
   out.resize(n);
   const scalar_t* p = x.const_data_ptr<scalar_t>();
@@ -179,12 +179,11 @@ bool norms(const at::Tensor& x, std::vector<double>& out) {
       out[r] = std::sqrt(acc);
     }
   });
-  double mx = 0.0;
+  largest = 0.0;
   for (double v : out) {
     if (!std::isfinite(v)) return false;
-    mx = std::max(mx, v);
+    largest = std::max(largest, v);
   }
-  out.push_back(mx);  // the largest, popped by the caller
   return true;
 }
 
@@ -207,18 +206,17 @@ std::tuple<at::Tensor, at::Tensor> topk_masked_cpu(const at::Tensor& user_emb,
   const int64_t B = U.size(0), I = It.size(0), nnz = items.numel();
   check_rowptr_ends(rowptr, nnz, "topk_masked");
   std::vector<double> unorm, inorm;
-  bool finite = false;
+  double umax = 0.0, imax = 0.0;
+  bool finite = false;  // and no score can overflow the dtype
   AT_DISPATCH_FLOATING_TYPES(dtype, "topk_masked", [&] {
-    finite = norms<scalar_t>(U, unorm) && norms<scalar_t>(It, inorm) &&
-             unorm.back() * inorm.back() * static_cast<double>(U.size(1) + 1) <
+    finite = norms<scalar_t>(U, unorm, umax) && norms<scalar_t>(It, inorm, imax) &&
+             umax * imax * static_cast<double>(U.size(1) + 1) <
                  static_cast<double>(std::numeric_limits<scalar_t>::max()) / 4;
   });
   if (!finite) {
     return graphpro::topk_masked(user_emb, item_emb, hist_rowptr, hist_items, users, k,
                                  chunk_items);
   }
-  unorm.pop_back();
-  inorm.pop_back();
   // Decreasing norm, equal norms by id: one sort of 64-bit keys (a non-negative float's bits
   // order like the float; the id in the low half). Few users cannot repay the sort and the copy.
   std::vector<int64_t> perm(I);

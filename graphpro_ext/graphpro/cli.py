@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .methods import DESCRIPTIONS as METHOD_HELP
     from .models import DESCRIPTIONS as MODEL_HELP
     from .models import MODELS
+    from .reorder import RULES as REORDER_RULES
     from .methods import DEFAULT_METHODS
     from .stages import METHODS
 
@@ -275,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--backbone", choices=sorted(MODELS), default="lightgcn",
                         help="the backbone GraphPro pre-trains with (fine-tuning stays "
                              "GraphPro's); see graphpro --help")
-        sp.add_argument("--reorder", choices=("auto", "degree", "none"), default="auto",
+        sp.add_argument("--reorder", choices=REORDER_RULES, default="auto",
                         help="renumber nodes by degree for memory locality, invisibly to "
                              "outputs (auto: from 1M directed pre-training edges; "
                              "docs/SCALE.md)")

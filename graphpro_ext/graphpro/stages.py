@@ -117,13 +117,13 @@ class Runner:
         if cfg.select_on == "val" and not 0.0 < cfg.val_frac < 1.0:
             raise ConfigError("--select-on val needs 0 < --val-frac < 1")
         self._fingerprint: str | None = None
+        # original ids in row order (saved models answer in them)
+        ids = ids or (IdMap.identity(data.num_users), IdMap.identity(data.num_items))
         rule = reorder.resolve(cfg.reorder, data) if self.renumbers else cfg.reorder
         if self.renumbers and rule != "none":
             # resuming compares the data as loaded; the numbering is part of the configuration
             self._fingerprint = data.fingerprint()
-            data, ids = reorder.renumber(
-                data, ids or (IdMap.identity(data.num_users), IdMap.identity(data.num_items)),
-                rule)
+            data, ids = reorder.renumber(data, ids, rule)
             log.info(f"nodes renumbered by {rule} (--reorder {cfg.reorder})")
         cfg = dataclasses.replace(cfg, reorder=rule)
         self.data, self.cfg = data, cfg
@@ -134,8 +134,7 @@ class Runner:
         self.layout = CheckpointLayout(cfg.out, self.shard)
         self.ckpt = self.layout.root
         self.nu, self.ni = data.num_users, data.num_items
-        # original ids in row order (saved models answer in them)
-        self.ids = ids or (IdMap.identity(self.nu), IdMap.identity(self.ni))
+        self.ids = ids
         self.serve = cfg.serve or cfg.methods[0]
         self._splits: dict[int, tuple[Interactions, Interactions]] = {}
         self._config_checked = False
