@@ -195,6 +195,27 @@ def test_backbone_end_to_end_and_deterministic(name, tmp_path):
     assert cfg["backbone"] == name
 
 
+def test_full_retraining_trains_the_backbone(tmp_path, monkeypatch):
+    """Full retraining is pre-training repeated: under --backbone it retrains that backbone
+    (its Table 2 column), and results.json records the backbone."""
+    built = []
+    real = models.build
+
+    def spy(name, *a, **kw):
+        built.append(name)
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(models, "build", spy)
+    out = tmp_path / "full"
+    assert main(["run", "--out", str(out), "--methods", "full", "--backbone", "simgcl",
+                 "--synthetic-users", "100", "--synthetic-items", "60", "--synthetic-snapshots",
+                 "3", "--dim", "8", "--epochs", "1", "--threads", "1"]) == 0
+    assert built and set(built) == {"simgcl"}
+    res = json.loads((out / "results.json").read_text())
+    assert res["hyperparameters"]["backbone"] == "simgcl"
+    assert len(res["methods"]["full"]["stages"]) == 2
+
+
 def test_train_with_each_model(tmp_path):
     from graphpro_ext.graphpro.data import synthetic
 

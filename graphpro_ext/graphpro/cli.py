@@ -274,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default: "
                              f"{default_methods})")
         sp.add_argument("--backbone", choices=sorted(MODELS), default="lightgcn",
-                        help="the backbone GraphPro pre-trains with (fine-tuning stays "
-                             "GraphPro's); see graphpro --help")
+                        help="the backbone every pre-training (and full retraining) "
+                             "trains; stage fine-tuning stays LightGCN's; see graphpro --help")
         sp.add_argument("--reorder", choices=REORDER_RULES, default="auto",
                         help="renumber nodes by degree for memory locality, invisibly to "
                              "outputs (auto: from 1M directed pre-training edges; "
@@ -568,7 +568,8 @@ def _cmd_dynamic(args, hp, rd, shard) -> int:
                                           "embedding; nodes never seen in training keep their "
                                           "initialisation (plus prompt propagation if they "
                                           "appear in earlier snapshots)"},
-               "hyperparameters": hp, "num_users": data.num_users,
+               "hyperparameters": {**hp, "backbone": runner.cfg.backbone},
+               "num_users": data.num_users,
                "num_items": data.num_items, "data_fingerprint": runner.fingerprint,
                "device": args.device, "wall_s": wall,
                "distributed": {"world_size": shard.world, "backend": _backend_of(shard),

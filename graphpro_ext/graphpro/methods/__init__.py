@@ -52,7 +52,8 @@ DESCRIPTIONS: dict[str, str] = {
     "graphpro-IU": "GraphPro without the interpolative update (ablation)",
     "graphpro-TE": "GraphPro from a pre-training without the temporal prompt (ablation)",
     "finetune": "incremental fine-tuning: each stage continues from the previous stage's table",
-    "full": "full retraining from scratch on everything up to the snapshot, every stage",
+    "full": "full retraining of the backbone from scratch on everything up to the snapshot, "
+            "every stage",
     "finetune-eq7": "incremental fine-tuning from the previous model's output over the previous "
                     "graph (the paper's eq. 7)",
     "lightgcn-variant": "the reference code's LightGCN variant: prompt propagation of the "
