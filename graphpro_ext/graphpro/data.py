@@ -386,6 +386,19 @@ def _parquet_column(table, name: str) -> list:
     return col.to_pylist()
 
 
+def _csv_row(text: str) -> list[str]:
+    """One line's CSV fields. Strict, and one line at a time: a quote left open does not
+    swallow the lines after it (quoted newlines are not supported), it is an error naming the
+    line, as is text after a closing quote."""
+    try:
+        return next(csv.reader([text], strict=True))
+    except csv.Error as e:
+        if "unexpected end of data" in str(e):
+            raise csv.Error("a quoted field is not closed on its line; quoted newlines are "
+                            "not supported") from None
+        raise
+
+
 def _read_table_columns(path: str, cols: tuple[str, str, str],
                         errs: _RowErrors) -> tuple[list, list, list, list]:
     """(users, items, times, line numbers) from CSV or Parquet (Parquet rows count from 1).
@@ -408,7 +421,10 @@ def _read_table_columns(path: str, cols: tuple[str, str, str],
     header = None
     for lineno, text in lines:
         if text.strip():
-            header = [h.strip() for h in next(csv.reader([text]))]
+            try:
+                header = [h.strip() for h in _csv_row(text)]
+            except csv.Error as e:
+                raise DataError(f"{path}:{lineno}: not a CSV header ({e})") from None
             break
     if header is None:
         raise errs.nothing_left(path)
@@ -422,7 +438,7 @@ def _read_table_columns(path: str, cols: tuple[str, str, str],
         if not text.strip():
             continue  # blank lines carry nothing
         try:
-            row = next(csv.reader([text]))
+            row = _csv_row(text)
         except csv.Error as e:
             errs(f"{path}:{lineno}", f"not a CSV row ({e})")
             continue
