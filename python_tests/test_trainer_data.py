@@ -132,12 +132,15 @@ def test_table_errors(tmp_path):
     p.write_text('user,item,timestamp\n1,1,0\n"2"x,2,3600\n')
     with pytest.raises(DataError, match=r"t.csv:3: not a CSV row"):
         load_table(str(p), "1d", "1d")
+    p.write_text('user,item,timestamp\n1,1,0\n5",2,3600\n')  # the rest of a quoted newline
+    with pytest.raises(DataError, match=r"t.csv:3: not a CSV row \(a quote inside an unquoted"):
+        load_table(str(p), "1d", "1d")
     p.write_text('"user,item,timestamp\n1,1,0\n')
     with pytest.raises(DataError, match=r"t.csv:1: not a CSV header"):
         load_table(str(p), "1d", "1d")
-    p.write_text('user,"item",timestamp\n"1",1,0\n"a,b",2,129600\n1,3,216000\n')
-    d, _ = load_table(str(p), "1d", "1d")  # quoted fields, a comma inside one: fine
-    assert d.num_users == 2
+    p.write_text('user,"item",timestamp\n"1",1,0\n"a,b",2,129600\n"say ""hi""",3,216000\n')
+    d, _ = load_table(str(p), "1d", "1d")  # quoted fields, a comma or "" inside one: fine
+    assert d.num_users == 3
     p.write_text("u,i,t\n1,1,0\n")
     with pytest.raises(DataError, match="missing columns"):
         load_table(str(p), "1d", "1d")

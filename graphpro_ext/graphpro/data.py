@@ -389,9 +389,14 @@ def _parquet_column(table, name: str) -> list:
 def _csv_row(text: str) -> list[str]:
     """One line's CSV fields. Strict, and one line at a time: a quote left open does not
     swallow the lines after it (quoted newlines are not supported), it is an error naming the
-    line, as is text after a closing quote."""
+    line, as are text after a closing quote and a quote inside an unquoted field."""
     try:
-        return next(csv.reader([text], strict=True))
+        row = next(csv.reader([text], strict=True))
+        # an unquoted field holding a quote: the tail of a quoted newline, or a typo (a quote
+        # inside a quoted field is written "")
+        if '"' in text and '""' not in text and any('"' in f for f in row):
+            raise csv.Error("a quote inside an unquoted field (the rest of a quoted newline?)")
+        return row
     except csv.Error as e:
         if "unexpected end of data" in str(e):
             raise csv.Error("a quoted field is not closed on its line; quoted newlines are "
