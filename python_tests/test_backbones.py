@@ -231,6 +231,7 @@ def test_train_with_each_model(tmp_path):
                      "--epochs", "2", "--threads", "1"]) == 0
         r = json.loads((out / "results.json").read_text())
         assert 0 <= r["test"]["recall@20"] <= 1
+        assert r["hyperparameters"]["model"] == name
 
 
 @pytest.mark.parametrize("name", BACKBONES)

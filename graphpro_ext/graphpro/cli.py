@@ -626,7 +626,8 @@ def _cmd_train(args, hp, rd) -> int:
 
     with torch.no_grad():
         final = model(g)
-    write_model(args.out, stage=0, method="train", config={"command": "train", **hp},
+    write_model(args.out, stage=0, method="train",
+                config={"command": "train", **hp, "model": args.model},
                 user_map=IdMap.identity(nu), item_map=IdMap.identity(ni), table=model.table(),
                 gate=model.input_transform(), final=final, history=[tr], pending=[],
                 graph=fit_tr, graph_tau=1.0, metrics=m,
@@ -634,7 +635,8 @@ def _cmd_train(args, hp, rd) -> int:
     log.info(f"test recall@{k} {m[f'recall@{k}']:.4f} ndcg@{k} {m[f'ndcg@{k}']:.4f} "
              f"(best epoch {s['best_epoch']})")
     res = {"dataset": os.path.dirname(os.path.abspath(args.train)), "command": " ".join(sys.argv),
-           "hyperparameters": hp, "protocol": {"select_on": hp["select_on"], "static": True},
+           "hyperparameters": {**hp, "model": args.model},
+           "protocol": {"select_on": hp["select_on"], "static": True},
            "test": m, "train": s, "wall_s": {"train": time.perf_counter() - t0},
            "data": sd.stats, "data_fingerprint": sd.fingerprint()}
     write_json_atomic(res, os.path.join(args.out, "results.json"))
