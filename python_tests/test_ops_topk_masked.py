@@ -128,6 +128,32 @@ def test_threads_and_tiling_do_not_change_the_result(gen):
         assert torch.equal(ids, outs[0][1]) and torch.equal(vals, outs[0][0])
 
 
+@pytest.mark.parametrize("chunk", [5, 65536])
+def test_cpu_ties_broken_by_item_id_whatever_the_batch(gen, chunk):
+    """Equal scores from items of different norms: the CPU kernel visits items in norm order
+    from 64 users on and in id order below; either way the kept items are the smallest ids."""
+    rowptr, items = random_history(gen, 100, 400, max_len=30)
+    u = torch.randn(100, 8, generator=gen)
+    u[0] = 0.0
+    u[0, 0] = 2.0  # scores 2 * it[:, 0]: exact, and tied within each level
+    u[1] = 0.0  # every score is 0
+    it = torch.randn(400, 8, generator=gen) * torch.rand(400, 1, generator=gen) * 4
+    it[:, 0] = torch.randint(0, 3, (400,), generator=gen).float() * 0.5
+    k = 20
+    want = []
+    for b in (0, 1):
+        hist = set(items[rowptr[b]:rowptr[b + 1]].tolist())
+        score = (u[b].double() @ it.double().t()).tolist()
+        cand = sorted((j for j in range(400) if j not in hist), key=lambda j: (-score[j], j))
+        want.append(cand[:k])
+    _, whole = ops.topk_masked(u, it, rowptr, items, k, chunk_items=chunk)
+    _, few = ops.topk_masked(u[:2], it, rowptr, items, k, chunk_items=chunk,
+                             users=torch.arange(2))
+    for b in (0, 1):
+        assert whole[b].tolist() == want[b], (b, chunk)
+        assert few[b].tolist() == want[b], (b, chunk)
+
+
 def test_non_finite_embeddings_rank_like_topk(device, gen):
     """NaN scores rank first, as torch.topk ranks them (the CPU kernel defers to the chunked
     path for such inputs rather than dropping them)."""

@@ -30,29 +30,35 @@ constexpr int64_t kTileItems = 1024;
 constexpr int64_t kMaxTileUsers = 128;
 constexpr int64_t kMinUsersForNormOrder = 64;
 
-// One user's k best so far, unordered, with the position of the smallest.
+// One user's k best so far (scores and item ids), unordered, with the position of the worst:
+// the smallest score, among equal scores the largest id, so that ties are broken by item id
+// whatever order the items are visited in.
 template <typename scalar_t>
 struct Running {
   scalar_t* val;
-  int64_t* pos;
+  int64_t* id;
   int64_t k, n = 0, arg_min = 0;
   scalar_t thr = -std::numeric_limits<scalar_t>::infinity();
 
-  GP_INLINE void push(scalar_t v, int64_t p) {
+  // Whether (v, item) beats the worst kept; the caller has checked v >= thr.
+  GP_INLINE bool beats(scalar_t v, int64_t item) const {
+    return v > thr || (n == k && item < id[arg_min]);
+  }
+  GP_INLINE void push(scalar_t v, int64_t item) {
     if (n < k) {
       val[n] = v;
-      pos[n] = p;
+      id[n] = item;
       if (++n == k) refresh();
       return;
     }
     val[arg_min] = v;
-    pos[arg_min] = p;
+    id[arg_min] = item;
     refresh();
   }
   GP_INLINE void refresh() {
     arg_min = 0;
     for (int64_t j = 1; j < k; ++j) {
-      if (val[j] < val[arg_min]) arg_min = j;
+      if (val[j] < val[arg_min] || (val[j] == val[arg_min] && id[j] > id[arg_min])) arg_min = j;
     }
     thr = val[arg_min];
   }
@@ -85,7 +91,7 @@ void run(const at::Tensor& U, const at::Tensor& items_sorted, const std::vector<
   at::parallel_for(0, num_tiles, 1, [&](int64_t t0, int64_t t1) {
     at::Tensor buf = at::empty({tile_users * tile_items}, U.options());
     std::vector<scalar_t> val(tile_users * k);
-    std::vector<int64_t> pos(tile_users * k);
+    std::vector<int64_t> ids(tile_users * k);
     std::vector<Running<scalar_t>> run(tile_users);
     std::vector<char> done(tile_users);
     std::vector<std::pair<scalar_t, int64_t>> order(k);
@@ -93,7 +99,7 @@ void run(const at::Tensor& U, const at::Tensor& items_sorted, const std::vector<
       const int64_t b0 = t * tile_users, nb = std::min(tile_users, B - b0);
       int64_t active = nb;
       for (int64_t b = 0; b < nb; ++b) {
-        run[b] = Running<scalar_t>{val.data() + b * k, pos.data() + b * k, k};
+        run[b] = Running<scalar_t>{val.data() + b * k, ids.data() + b * k, k};
         done[b] = 0;
         const int64_t u = up ? up[b0 + b] : b0 + b;
         bool ok = u >= 0 && u < num_hist_rows;
@@ -140,7 +146,10 @@ void run(const at::Tensor& U, const at::Tensor& items_sorted, const std::vector<
           const int64_t hn = rp[u + 1] - rp[u];
           const scalar_t* row = sp + r_i * ni;
           for (int64_t j = 0; j < ni; ++j) {
-            if (row[j] > r.thr && !in_row(h, hn, perm[i0 + j])) r.push(row[j], i0 + j);
+            if (row[j] >= r.thr) {
+              const int64_t item = perm[i0 + j];
+              if (r.beats(row[j], item) && !in_row(h, hn, item)) r.push(row[j], item);
+            }
           }
           if (r.n == k && static_cast<double>(r.thr) > user_norm[b0 + b] * next_norm * margin) {
             done[b] = 1;
@@ -150,8 +159,9 @@ void run(const at::Tensor& U, const at::Tensor& items_sorted, const std::vector<
       }
       for (int64_t b = 0; b < nb; ++b) {
         const Running<scalar_t>& r = run[b];
-        for (int64_t j = 0; j < r.n; ++j) order[j] = {r.val[j], perm[r.pos[j]]};
-        // Best first; equal scores by item id, so the result does not depend on the tiling.
+        for (int64_t j = 0; j < r.n; ++j) order[j] = {r.val[j], r.id[j]};
+        // Best first; equal scores by item id, so the result depends neither on the tiling nor
+        // on the visiting order (norm order from kMinUsersForNormOrder users on).
         std::sort(order.begin(), order.begin() + r.n, [](const auto& a, const auto& c) {
           return a.first > c.first || (a.first == c.first && a.second < c.second);
         });
