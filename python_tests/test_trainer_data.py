@@ -123,21 +123,17 @@ def test_table_errors(tmp_path):
     p.write_text("user,item,timestamp\n1,1,0\n2,2\n")
     with pytest.raises(DataError, match=r"t.csv:3: expected as many fields"):
         load_table(str(p), "1d", "1d")
-    # a quoted newline: the open quote is named at its line, not read as a 1-field row, and
-    # the line after it is not silently read as a row of its own
-    p.write_text('user,item,timestamp\n1,1,0\n"2\n5",2,3600\n1,3,86400\n')
-    with pytest.raises(DataError, match=r"t.csv:3: not a CSV row \(a quoted field is not "
-                                        r"closed on its line"):
-        load_table(str(p), "1d", "1d")
-    p.write_text('user,item,timestamp\n1,1,0\n"2"x,2,3600\n')
-    with pytest.raises(DataError, match=r"t.csv:3: not a CSV row"):
-        load_table(str(p), "1d", "1d")
-    p.write_text('user,item,timestamp\n1,1,0\n5",2,3600\n')  # the rest of a quoted newline
-    with pytest.raises(DataError, match=r"t.csv:3: not a CSV row \(a quote inside an unquoted"):
-        load_table(str(p), "1d", "1d")
-    p.write_text('"user,item,timestamp\n1,1,0\n')
-    with pytest.raises(DataError, match=r"t.csv:1: not a CSV header"):
-        load_table(str(p), "1d", "1d")
+    # a quoted newline: the open quote is named at its line (not read as a 1-field row), the
+    # line after it is not read as a row of its own; text after a closing quote is an error
+    h = "user,item,timestamp\n1,1,0\n"
+    for text, msg in ((h + '"2\n5",2,3600\n1,3,86400\n',
+                       r"t.csv:3: not a CSV row \(a quoted field is not closed on its line"),
+                      (h + '"2"x,2,3600\n', r"t.csv:3: not a CSV row"),
+                      (h + '5",2,3600\n', r"t.csv:3: not a CSV row \(a quote inside an unquoted"),
+                      ('"' + h, r"t.csv:1: not a CSV header")):
+        p.write_text(text)
+        with pytest.raises(DataError, match=msg):
+            load_table(str(p), "1d", "1d")
     p.write_text('user,"item",timestamp\n"1",1,0\n"a,b",2,129600\n"say ""hi""",3,216000\n')
     d, _ = load_table(str(p), "1d", "1d")  # quoted fields, a comma or "" inside one: fine
     assert d.num_users == 3
