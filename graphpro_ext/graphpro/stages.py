@@ -32,6 +32,7 @@ from .distributed import Shard
 from .errors import ConfigError
 from .methods import DEFAULT_METHODS, METHODS, PRETRAININGS, kind_of
 from .methods import graphpro as _graphpro
+from .methods.base import fresh_model
 from .methods.graphpro import prompt_rates, sample_prompt
 from .metrics import EvalSet, evaluate, make_eval_set
 from .runtime import derive_seed, maybe_fail, save_atomic
@@ -257,11 +258,9 @@ class Runner:
         how = PRETRAININGS[kind]
         g = self.graph(self.data.pretrain, self.cfg.tau_pretrain)
         gen = torch.Generator().manual_seed(derive_seed(self.cfg.seed, "init", kind))
-        backbone = self.cfg.backbone if how["model"] == "lightgcn" else how["model"]
-        x = models.model_class(backbone).init_table(self.nu, self.ni, self.cfg.dim, gen)
         tw = self.cfg.time_weight if how["temporal"] else 0.0
-        model = models.build(backbone, x.to(self.dev), self.cfg.layers, tw,
-                             shard=self.shard).to(self.dev)
+        model = fresh_model(how["model"], self.cfg, self.nu, self.ni, tw, self.dev, gen,
+                            shard=self.shard)
         first, pre = self.data.snapshots[0], self.data.pretrain
         select = make_eval_set(first.users, first.items, pre.users, pre.items, self.nu,
                                max_users=self.cfg.pretrain_val_users,

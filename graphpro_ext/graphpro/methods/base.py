@@ -17,7 +17,8 @@ from .. import models
 from ..data import Interactions
 from ..train import TrainConfig
 
-__all__ = ["MethodSpec", "Method", "StageStart", "snapshot_start", "new_model"]
+__all__ = ["MethodSpec", "Method", "StageStart", "snapshot_start", "new_model",
+           "fresh_model"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,15 @@ def new_model(spec_model: str, x: torch.Tensor, cfg, time_weight: float, device,
               **kwargs) -> models.Model:
     """A backbone from the registry, starting from ``x``, on ``device``."""
     return models.build(spec_model, x, cfg.layers, time_weight, **kwargs).to(device)
+
+
+def fresh_model(spec_model: str, cfg, num_users: int, num_items: int, time_weight: float,
+                device, gen: torch.Generator, **kwargs) -> models.Model:
+    """A model trained from scratch (pre-training, full retraining) from a new table drawn from
+    ``gen``: a LightGCN slot trains the run's ``--backbone``."""
+    name = cfg.backbone if spec_model == "lightgcn" else spec_model
+    x = models.model_class(name).init_table(num_users, num_items, cfg.dim, gen)
+    return new_model(name, x.to(device), cfg, time_weight, device, **kwargs)
 
 
 def snapshot_start(runner, n: int) -> tuple[TemporalGraph, tuple[torch.Tensor, torch.Tensor]]:

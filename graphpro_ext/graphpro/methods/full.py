@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from graphpro_ext.graph import build_history
 
-from .. import models
 from ..data import Interactions
-from .base import Method, StageStart, new_model
+from .base import Method, StageStart, fresh_model
 
 __all__ = ["Full"]
 
@@ -20,9 +19,8 @@ class Full(Method):
         train, val = runner.split(n)
         seen = Interactions.concat([runner.history(n - 1), train])
         g = runner.graph(seen, cfg.tau_finetune)
-        backbone = cfg.backbone if spec.model == "lightgcn" else spec.model
-        x0 = models.model_class(backbone).init_table(runner.nu, runner.ni, cfg.dim, gen)
-        model = new_model(backbone, x0.to(runner.dev), cfg, 0.0, runner.dev, shard=runner.shard)
+        model = fresh_model(spec.model, cfg, runner.nu, runner.ni, 0.0, runner.dev, gen,
+                            shard=runner.shard)
         # negatives avoid everything known, held-out pairs included
         known = Interactions.concat([runner.history(n - 1), train, val])
         return StageStart(model, g, build_history(known.users, known.items, runner.nu),
