@@ -141,27 +141,46 @@ def test_plan_commands_and_marking(tmp_path, data, capsys):
 
 
 class FakeGraphpro:
-    """Stands in for subprocess.run: records commands and writes the cell's results."""
+    """Stands in for subprocess.Popen: records commands; each fake process ends after `polls`
+    polls, writing its cell's results unless its exit code (`rc`, or `fail` for one --out)
+    is non-zero. Counts how many ran at once."""
 
-    def __init__(self, rc: int = 0):
-        self.rc, self.calls = rc, []
+    def __init__(self, rc: int = 0, polls: int = 0, fail: dict | None = None):
+        self.rc, self.polls, self.fail = rc, polls, fail or {}
+        self.calls, self.live, self.most_live = [], 0, 0
 
-    def __call__(self, cmd):
+    def __call__(self, cmd, **kwargs):
         self.calls.append(cmd)
-        if self.rc == 0:
-            out = Path(cmd[cmd.index("--out") + 1])
-            sel = "reference" if "test" in cmd else "honest"
-            fake_results(out, int(cmd[cmd.index("--seed") + 1]),
-                         {m: (0.01, 0.005) for m in cmd[cmd.index("--methods") + 1].split(",")},
-                         selection=sel, backbone=cmd[cmd.index("--backbone") + 1])
-        return subprocess.CompletedProcess(cmd, self.rc)
+        self.live += 1
+        self.most_live = max(self.most_live, self.live)
+        return _FakeProcess(self, cmd)
+
+
+class _FakeProcess:
+    def __init__(self, owner: FakeGraphpro, cmd):
+        self.owner, self.cmd, self.left, self.returncode = owner, cmd, owner.polls, None
+
+    def poll(self):
+        if self.returncode is None:
+            if self.left > 0:
+                self.left -= 1
+                return None
+            cmd, out = self.cmd, self.cmd[self.cmd.index("--out") + 1]
+            self.returncode = self.owner.fail.get(out, self.owner.rc)
+            self.owner.live -= 1
+            if self.returncode == 0:
+                fake_results(Path(out), int(cmd[cmd.index("--seed") + 1]),
+                             {m: (0.01, 0.005) for m in cmd[cmd.index("--methods") + 1].split(",")},
+                             selection="reference" if "test" in cmd else "honest",
+                             backbone=cmd[cmd.index("--backbone") + 1])
+        return self.returncode
 
 
 def test_run_missing_cells_then_stops(tmp_path, data, monkeypatch, capsys):
     root = tmp_path / "t2"
     _make_tree(root)
     fake = FakeGraphpro()
-    monkeypatch.setattr(t2.subprocess, "run", fake)
+    monkeypatch.setattr(t2.subprocess, "Popen", fake)
     args = _grid(root, data, "--selections", "honest")
     assert t2.main(["run", *args, "--max-cells", "2"]) == 0
     assert [c[c.index("--out") + 1] for c in fake.calls] == [
@@ -173,16 +192,48 @@ def test_run_missing_cells_then_stops(tmp_path, data, monkeypatch, capsys):
     assert t2.main(["run", *args]) == 0 and len(fake.calls) == 3  # all done: nothing runs
 
     failing = FakeGraphpro(rc=3)
-    monkeypatch.setattr(t2.subprocess, "run", failing)
-    assert t2.main(["run", *_grid(root, data, "--selections", "reference")]) == 3
+    monkeypatch.setattr(t2.subprocess, "Popen", failing)
+    # (reference/sgl-s2 holds an honest run: refused up front, see below; leave sgl out here)
+    assert t2.main(["run", *_grid(root, data, "--selections", "reference", "--backbones",
+                                  "lightgcn")]) == 3
     assert len(failing.calls) == 1  # stopped at the first failure
     assert "failed (exit code 3)" in capsys.readouterr().err
-    # a folder holding another configuration is refused before anything runs
+    # a folder holding another configuration, anywhere in the grid, is refused before anything
+    # runs
+    assert t2.main(["run", *_grid(root, data, "--selections", "reference")]) == 2
+    assert len(failing.calls) == 1 and "want test" in capsys.readouterr().err
     fake_results(root / "reference" / "lightgcn-s1", 1, {"graphpro": (0.01, 0.005)},
                  record_seed=7, selection="reference")
-    assert t2.main(["run", *_grid(root, data, "--selections", "reference")]) == 2
+    assert t2.main(["run", *_grid(root, data, "--selections", "reference", "--backbones",
+                                  "lightgcn")]) == 2
     assert len(failing.calls) == 1 and "seed 7 (want 1)" in capsys.readouterr().err
 
+
+
+def test_run_jobs_side_by_side(tmp_path, data, monkeypatch, capsys):
+    """--jobs J keeps at most J cells running, each logging to its own folder; --threads reaches
+    every graphpro command; after a failure no new cell starts, running ones finish."""
+    root = tmp_path / "t2"
+    monkeypatch.setattr(t2.time, "sleep", lambda s: None)
+    fake = FakeGraphpro(polls=3)
+    monkeypatch.setattr(t2.subprocess, "Popen", fake)
+    args = _grid(root, data, "--selections", "honest")
+    assert t2.main(["run", *args, "--jobs", "2", "--threads", "1"]) == 0
+    assert len(fake.calls) == 4 and fake.most_live == 2
+    assert all(c[c.index("--threads") + 1] == "1" for c in fake.calls)
+    assert all((Path(c[c.index("--out") + 1]) / "table2-run.log").exists() for c in fake.calls)
+    assert "4 cell(s) run" in capsys.readouterr().out
+
+    first = str(root / "reference" / "lightgcn-s1")
+    failing = FakeGraphpro(polls=2, fail={first: 5})
+    monkeypatch.setattr(t2.subprocess, "Popen", failing)
+    assert t2.main(["run", *_grid(root, data, "--selections", "reference"), "--jobs", "2"]) == 5
+    assert len(failing.calls) == 2 and failing.live == 0  # the second finished, none after
+    err = capsys.readouterr().err
+    assert "lightgcn-s1 failed (exit code 5)" in err
+    assert t2.main(["plan", *_grid(root, data, "--selections", "reference"),
+                    "--threads", "3"]) == 0
+    assert capsys.readouterr().out.count("--threads 3") == 4
 
 # -- report ---------------------------------------------------------------------------------
 
@@ -251,6 +302,8 @@ def test_report_of_empty_root_invents_nothing(tmp_path):
     (["report", "--selections", "honest,best"], "--selections: unknown ['best']"),
     (["plan", "--seeds", "1,x"], "--seeds 1,x"),
     (["run", "--max-cells", "0"], "--max-cells 0"),
+    (["run", "--jobs", "0"], "--jobs 0"),
+    (["plan", "--threads", "-1"], "--threads -1"),
     (["plan", "--nope"], "unrecognized arguments"),
 ])
 def test_bad_arguments_exit_2(argv, message, data, capsys):

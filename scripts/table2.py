@@ -38,6 +38,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 
 K = 20
@@ -109,11 +110,14 @@ class CellState:
     note: str = ""
 
 
-def command(cell: Cell, data: str, methods: list[str], python: str = "python") -> list[str]:
+def command(cell: Cell, data: str, methods: list[str], python: str = "python",
+            threads: int | None = None) -> list[str]:
     """The ``graphpro run`` of one cell (``--resume`` when its folder exists)."""
     cmd = [python, "-m", "graphpro_ext.graphpro", "run", "--data", data, "--preset", "amazon",
            "--methods", ",".join(methods), "--backbone", cell.backbone, "--seed",
            str(cell.seed), "--out", cell.out, *selection_flags(cell.selection)]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
     return cmd + (["--resume"] if os.path.isdir(cell.out) else [])
 
 
@@ -418,33 +422,64 @@ def _plan(args, methods, backbones, preset) -> int:
     for c in cells:
         st = states[c]
         print(f"# [{st.status}] {c.name}" + (f": {st.note}" if st.note else ""))
-        print(("# " if st.status == "done" else "") + shlex.join(command(c, args.data, methods)))
+        print(("# " if st.status == "done" else "")
+              + shlex.join(command(c, args.data, methods, threads=args.threads)))
     return 0
 
 
 def _run(args, methods, backbones, preset) -> int:
-    """Run the cells not done, one after another; stop at the first failure."""
+    """Run the cells not done, ``--jobs`` at a time; after the first failure start no more,
+    let the running ones finish, and return that failure's exit code."""
     todo = [c for c in grid(args, backbones) if read_cell(c, methods, preset).status != "done"]
     if args.max_cells is not None:
         todo = todo[:args.max_cells]
-    for i, c in enumerate(todo, 1):
+    for c in todo:  # graphpro --resume would refuse these too; say why before starting any
         st = read_cell(c, methods, preset)
-        if st.status == "mismatch":  # graphpro --resume would refuse it too; say why here
+        if st.status == "mismatch":
             print(f"table2: error: {c.out} holds another configuration ({st.note}); move it "
                   "away to run this cell", file=sys.stderr)
             return 2
-        cmd = command(c, args.data, methods, python=sys.executable)
+    running: list[tuple[Cell, subprocess.Popen]] = []
+    queue, failure = list(enumerate(todo, 1)), 0
+
+    def reap() -> None:
+        """Collect the cells that ended (any order); note the first failure."""
+        nonlocal failure
+        for item in [r for r in running if r[1].poll() is not None]:
+            running.remove(item)
+            c, rc = item[0], item[1].returncode
+            if rc != 0:
+                print(f"table2: error: cell {c.name} failed (exit code {rc}); `table2.py run` "
+                      "resumes it", file=sys.stderr)
+                failure = failure or rc
+                continue
+            after = read_cell(c, methods, preset)
+            if after.status != "done":
+                print(f"table2: error: cell {c.name} ended but is {after.status} "
+                      f"({after.note})", file=sys.stderr)
+                failure = failure or 1
+
+    while queue:
+        reap()
+        if failure:
+            break
+        if len(running) >= args.jobs:
+            time.sleep(0.2)
+            continue
+        i, c = queue.pop(0)
+        cmd = command(c, args.data, methods, python=sys.executable, threads=args.threads)
         print(f"table2: cell {i}/{len(todo)} {c.name}: {shlex.join(cmd)}", flush=True)
-        rc = subprocess.run(cmd).returncode
-        if rc != 0:
-            print(f"table2: error: cell {c.name} failed (exit code {rc}); `table2.py run` "
-                  "resumes it", file=sys.stderr)
-            return rc
-        after = read_cell(c, methods, preset)
-        if after.status != "done":
-            print(f"table2: error: cell {c.name} ended but is {after.status} ({after.note})",
-                  file=sys.stderr)
-            return 1
+        if args.jobs == 1:
+            running.append((c, subprocess.Popen(cmd)))
+        else:  # side by side: each cell's output goes to its own log, not interleaved here
+            os.makedirs(c.out, exist_ok=True)
+            with open(os.path.join(c.out, "table2-run.log"), "ab") as log:
+                running.append((c, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)))
+    while running:
+        time.sleep(0.2)
+        reap()
+    if failure:
+        return failure
     print(f"table2: {len(todo)} cell(s) run")
     return 0
 
@@ -489,8 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--methods", default="all", help="all or a,b (graphpro --help)")
         if name in ("plan", "run"):
             sp.add_argument("--data", default=DEFAULT_DATA, help="the Amazon snapshot folder")
+            sp.add_argument("--threads", type=int,
+                            help="torch CPU threads per cell (graphpro run --threads)")
         if name == "run":
             sp.add_argument("--max-cells", type=int, help="stop after this many cells")
+            sp.add_argument("--jobs", type=int, default=1,
+                            help="cells run side by side (each logs to OUT/table2-run.log)")
         if name == "report":
             sp.add_argument("--out", help="Markdown file (default ROOT/table2.md)")
             sp.add_argument("--plot", help="PNG file (default ROOT/recall_per_stage.png)")
@@ -513,8 +552,10 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--seeds {args.seeds}: comma-separated integers") from None
         if not args.seeds or min(args.seeds) < 0:
             raise UsageError(f"--seeds {args.seeds}: give at least one non-negative seed")
-        if getattr(args, "max_cells", None) is not None and args.max_cells < 1:
-            raise UsageError(f"--max-cells {args.max_cells}: at least 1")
+        for flag in ("max_cells", "threads", "jobs"):
+            v = getattr(args, flag, None)
+            if v is not None and v < 1:
+                raise UsageError(f"--{flag.replace('_', '-')} {v}: at least 1")
         if args.command in ("plan", "run") and not os.path.isfile(
                 os.path.join(args.data, "fine_tune.txt")):
             raise UsageError(f"--data {args.data}: not a snapshot folder (no fine_tune.txt)")
