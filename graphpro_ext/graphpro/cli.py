@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-final-test", action="store_true",
                         help="also train a last stage on the newest snapshot (untested), so "
                              "the served model has seen all data")
-    sp = sub.add_parser("train", help="static LightGCN training on train.txt / test.txt")
+    sp = sub.add_parser("train", help="static training of one backbone (--model, default "
+                                      "LightGCN) on train.txt / test.txt")
     sp.add_argument("--train", required=True, help="LightGCN-format train file")
     sp.add_argument("--test", required=True, help="LightGCN-format test file")
     sp.add_argument("--model", choices=sorted(MODELS), default="lightgcn",
