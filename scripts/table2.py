@@ -375,6 +375,10 @@ def plot(states: dict, path: str, selections: list[str], methods: list[str],
         return False
     fig, axes = plt.subplots(len(rows), len(backbones), figsize=(4 * len(backbones),
                              3.2 * len(rows)), squeeze=False, sharey="row")
+    # 15 methods outrun 10 colours: past them the colours repeat dashed; GraphPro drawn bold
+    colours = plt.get_cmap("tab10").colors
+    style = {m: {"color": colours[k % len(colours)], "linewidth": 2.4 if m == "graphpro" else 1.1,
+                 "linestyle": "-" if k < len(colours) else "--"} for k, m in enumerate(methods)}
     for i, s in enumerate(rows):
         for j, b in enumerate(backbones):
             ax = axes[i][j]
@@ -388,7 +392,7 @@ def plot(states: dict, path: str, selections: list[str], methods: list[str],
                 if per_stage:
                     xs = sorted(per_stage)
                     ax.plot(xs, [sum(per_stage[x]) / len(per_stage[x]) for x in xs],
-                            marker="o", markersize=3, label=m)
+                            marker="o", markersize=3, label=m, **style[m])
             ax.set_title(f"{s}: {b}", fontsize=9)
             ax.set_xlabel("stage")
             ax.grid(alpha=0.3)
@@ -401,9 +405,10 @@ def plot(states: dict, path: str, selections: list[str], methods: list[str],
             if lab not in handles:
                 handles[lab] = h
                 labels.append(lab)
-    fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=6, fontsize=7)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=110)
+    fig.tight_layout()
+    fig.legend([handles[lab] for lab in labels], labels, loc="center left", fontsize=7,
+               bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # widened to hold the legend
     plt.close(fig)
     return True
 
