@@ -2,6 +2,7 @@
 """Where a pre-training batch of the trainer spends its time, part by part.
 
     python benchmarks/profile_trainer.py --data ../shared/data/amazon [--batches 30] [--tau 24]
+        [--stage N]
 
 Builds the pre-training graph and the model exactly as ``graphpro pretrain`` does, then times
 ``--batches`` consecutive batches of 2048, splitting each into: negative sampling, the forward loss
@@ -9,7 +10,10 @@ Builds the pre-training graph and the model exactly as ``graphpro pretrain`` doe
 (``--batch-graph subgraph``: the exact 3-hop subgraph around the batch; ``full``: every node with
 edges). It also times ``khop_subgraph`` alone, and ``lightgcn`` forward and forward+backward on the
 batch subgraphs and on the whole graph. Medians over the batches are printed, plus the projected
-training seconds per epoch (median batch time x batches per epoch).
+training seconds per epoch (median batch time x batches per epoch). ``--stage N`` profiles
+the graph that full retraining trains on at stage N instead (pre-training file plus snapshots
+1..N), ``--snapshot N`` the graph a fine-tuning stage N trains on (snapshot N alone; GraphPro's
+prompt edges left out), and every run prints the mode ``--batch-graph auto`` picks for the graph.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import numpy as np
 import torch
 
 from graphpro_ext.graphpro import backend
-from graphpro_ext.graphpro.data import load_snapshot_folder
+from graphpro_ext.graphpro.data import Interactions, load_snapshot_folder
 from graphpro_ext.graphpro.model import EmbeddingModel, compact, xavier_embeddings
+from graphpro_ext.graphpro.planning import BatchPlanner
 from graphpro_ext.graph import TemporalGraph
 
 
@@ -40,11 +45,21 @@ def main(argv=None):
     p.add_argument("--keep-prob", type=float, default=0.8)
     p.add_argument("--time-weight", type=float, default=0.5)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--stage", type=int, default=0,
+                   help="profile full retraining's graph at this stage (0: pre-training)")
+    p.add_argument("--snapshot", type=int, default=0,
+                   help="profile the fine-tuning graph of this stage (its snapshot alone)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     data = load_snapshot_folder(a.data)
-    pre = data.pretrain
+    for flag in ("stage", "snapshot"):
+        if not 0 <= getattr(a, flag) <= data.num_stages:
+            p.error(f"--{flag} {getattr(a, flag)}: between 0 and {data.num_stages}")
+    if a.stage and a.snapshot:
+        p.error("--stage and --snapshot: give one")
+    pre = (data.snapshots[a.snapshot - 1] if a.snapshot
+           else Interactions.concat([data.pretrain, *data.snapshots[:a.stage]]))
     g = TemporalGraph.from_interactions(pre.users, pre.items, pre.times, data.num_users,
                                         data.num_items, tau_hours=a.tau)
     cg = compact(g)
@@ -60,6 +75,13 @@ def main(argv=None):
           f"edges, {n} interactions -> {-(-n // a.batch_size)} batches/epoch; "
           f"{torch.get_num_threads()} threads")
     batches = [perm[(b * a.batch_size) % n:][:a.batch_size] for b in range(a.batches + 3)]
+    idx0 = batches[0]  # the rows the trainer's first batch hands the planner
+    neg0 = backend.sample_negatives(rp, cols, pair_users[idx0], g.num_items, 1, 0)[:, 0]
+    rows0 = torch.cat([pair_users[idx0], g.num_users + pair_items[idx0], g.num_users + neg0])
+    picked, ext = BatchPlanner().mode(g, rows0, 3, "auto")
+    print(f"--batch-graph auto picks {picked}: the first batch's 3-hop subgraph holds "
+          f"{ext[1].numel()} of {cg.glob.numel()} nodes with edges "
+          f"({ext[1].numel() / cg.glob.numel():.0%}; subgraph at most 50%)")
     for mode in ("subgraph", "full"):
         parts = {k: [] for k in ("sample", "forward", "zero_grad+backward", "adam",
                                   "batch")}
@@ -82,7 +104,8 @@ def main(argv=None):
         print(f"--batch-graph {mode}:")
         for k, v in parts.items():
             print(f"  {k:18s} {_ms(v)}")
-        print(f"  projected epoch: {statistics.median(parts['batch']) * -(-n // a.batch_size):.2f} s")
+        epoch = statistics.median(parts["batch"]) * -(-n // a.batch_size)
+        print(f"  projected epoch: {epoch:.2f} s")
     kt, sf, sfb, sizes = [], [], [], []
     for b, idx in enumerate(batches[3:]):
         seeds = torch.cat([pair_users[idx], g.num_users + pair_items[idx],
