@@ -83,6 +83,23 @@ def test_reference_ops_flag(tmp_path):
         backend.use("cuda")
 
 
+def test_results_record_the_batch_graph_mode(tmp_path):
+    """results.json says what training batches propagated over: the flag's mode, or what
+    --batch-graph auto resolved to on each phase's graph (they draw different dropout masks)."""
+    for mode in ("auto", "subgraph"):
+        out = tmp_path / mode
+        assert main(["run", "--out", str(out), "--methods", "graphpro,finetune", *TINY,
+                     "--epochs", "1", "--stage-epochs", "1", "--batch-graph", mode]) == 0
+        res = json.loads((out / "results.json").read_text())
+        used = [v["batch_graph"] for v in res["pretrain"].values()]
+        used += [st["batch_graph"] for m in res["methods"].values() for st in m["stages"]]
+        assert len(used) == len(res["pretrain"]) + 2 * 2  # 2 pre-trainings, 2 methods x 2 stages
+        if mode == "auto":  # the tiny graphs are nearly all reached: full-graph batches
+            assert set(used) <= {"full", "subgraph", "full+subgraph"} and "full" in used
+        else:
+            assert set(used) == {"subgraph"}
+
+
 def test_static_train(tmp_path):
     tr, te = tmp_path / "train.txt", tmp_path / "test.txt"
     tr.write_text("".join(f"{u} {u % 7} {(u * 3) % 11} {(u + 5) % 13}\n" for u in range(40)))

@@ -313,7 +313,8 @@ class Runner:
         metrics = evaluate(final, self.nu, test, k, cfg.stage_train.eval_batch) if tested else {}
         res = {"stage": n, "tested": tested, **metrics, "best_epoch": summary["best_epoch"],
                "epochs_run": summary["epochs_run"], "epoch_train_s": summary["epoch_train_s"],
-               "select": summary["select"], "seen_share": test.seen_share if tested else None,
+               "batch_graph": summary["batch_graph"], "select": summary["select"],
+               "seen_share": test.seen_share if tested else None,
                "wall_s": time.perf_counter() - t0}
         log.info(f"[{method}/stage{n}] " + (f"test recall@{k} {res[f'recall@{k}']:.4f} "
                                             f"ndcg@{k} {res[f'ndcg@{k}']:.4f}" if tested else

@@ -104,6 +104,17 @@ def _clone_state(model: Model) -> dict:
     return {k: v.detach().clone() for k, v in model.checkpoint_state().items()}
 
 
+def batch_graph_used(model, graph, requested: str) -> str:
+    """What the training batches propagated over: ``requested`` unless it is ``auto``, then
+    the modes ``auto`` resolved to on ``graph`` ("subgraph", "full", or both joined by "+" when
+    batch sizes differed), so results say which dropout masks a run drew."""
+    planner = getattr(model, "planner", None)
+    if requested != "auto" or planner is None:
+        return requested
+    modes = sorted(set(planner.decided(graph).values()))
+    return "+".join(modes) if modes else "auto"
+
+
 def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         select: EvalSet, cfg: TrainConfig, tag: str, ckpt_path: str | None = None,
         resume: bool = False) -> dict:
@@ -210,6 +221,7 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         model.restore(st["best_state"])
     return {"best_epoch": st["best_epoch"], "epochs_run": st["epoch"],
             "select": st["best_metrics"], "history": st["history"],
+            "batch_graph": batch_graph_used(model, graph, cfg.batch_graph),
             "train_s": st["train_s"], "eval_s": st["eval_s"], "lr": lr, "batch_size": bs,
             "epoch_train_s": st["train_s"] / max(len(st["history"]), 1),
             "users_without_negatives": skipped_users}
