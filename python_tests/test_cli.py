@@ -130,9 +130,10 @@ def _cli(args, env_extra=None):
 
 def _metrics(path):
     res = json.loads(open(path).read())
-    return ({m: [(s["stage"], s["recall@20"], s["ndcg@20"], s["best_epoch"]) for s in v["stages"]]
-             for m, v in res["methods"].items()},
-            {k: (v["best_epoch"], v["select"]) for k, v in res["pretrain"].items()})
+    return ({m: [(s["stage"], s["recall@20"], s["ndcg@20"], s["best_epoch"], s["batch_graph"])
+                 for s in v["stages"]] for m, v in res["methods"].items()},
+            {k: (v["best_epoch"], v["select"], v["batch_graph"])
+             for k, v in res["pretrain"].items()})
 
 
 def test_resume_after_crashes_matches_uninterrupted(tmp_path):
@@ -145,7 +146,9 @@ def test_resume_after_crashes_matches_uninterrupted(tmp_path):
     p = _cli(["run", "--out", str(out), *args], {"GRAPHPRO_FAIL_AT": "pretrain-graphpro/epoch2"})
     assert p.returncode == 75, p.stderr  # killed inside pre-training, after epoch 2's checkpoint
     assert not (out / "results.json").exists()
-    for tag in ("graphpro/stage1/done", "finetune/stage2/epoch2"):
+    # the last: killed after a stage's final epoch, so the resumed stage trains no batch and
+    # must take what its batches propagated over from the checkpoint
+    for tag in ("graphpro/stage1/done", "finetune/stage2/epoch2", "finetune/stage2/epoch3"):
         p = _cli(["run", "--out", str(out), "--resume", *args], {"GRAPHPRO_FAIL_AT": tag})
         assert p.returncode == 75, p.stderr
         if tag == "graphpro/stage1/done":  # continued pre-training from its epoch-2 checkpoint

@@ -104,15 +104,14 @@ def _clone_state(model: Model) -> dict:
     return {k: v.detach().clone() for k, v in model.checkpoint_state().items()}
 
 
-def batch_graph_used(model, graph, requested: str) -> str:
-    """What the training batches propagated over: ``requested`` unless it is ``auto``, then
-    the modes ``auto`` resolved to on ``graph`` ("subgraph", "full", or both joined by "+" when
-    batch sizes differed), so results say which dropout masks a run drew."""
+def batch_modes_seen(model, graph, requested: str, before: list[str]) -> list[str]:
+    """What the training batches propagated over so far: ``requested`` unless it is ``auto``,
+    then the modes ``auto`` resolved to on ``graph`` in this process plus ``before`` (those of
+    the processes a resumed run continues), so results say which dropout masks a run drew."""
     planner = getattr(model, "planner", None)
     if requested != "auto" or planner is None:
-        return requested
-    modes = sorted(set(planner.decided(graph).values()))
-    return "+".join(modes) if modes else "auto"
+        return [requested]
+    return sorted(set(before) | set(planner.decided(graph).values()))
 
 
 def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
@@ -207,6 +206,8 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
                               f"ndcg@{k}": metrics[f"ndcg@{k}"], "train_s": t1 - t0,
                               "eval_s": t2 - t1})
         st["epoch"] = epoch + 1
+        st["batch_modes"] = batch_modes_seen(model, graph, cfg.batch_graph,
+                                             st.get("batch_modes", []))
         log.info(f"[{tag}] epoch {epoch:3d}  loss {total / max(n, 1):.4f}  "
                  f"recall@{k} {score:.4f}  ndcg@{k} {metrics[f'ndcg@{k}']:.4f}  "
                  f"train {t1 - t0:.2f}s  eval {t2 - t1:.2f}s"
@@ -221,7 +222,7 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         model.restore(st["best_state"])
     return {"best_epoch": st["best_epoch"], "epochs_run": st["epoch"],
             "select": st["best_metrics"], "history": st["history"],
-            "batch_graph": batch_graph_used(model, graph, cfg.batch_graph),
+            "batch_graph": "+".join(st.get("batch_modes") or ["auto"]),
             "train_s": st["train_s"], "eval_s": st["eval_s"], "lr": lr, "batch_size": bs,
             "epoch_train_s": st["train_s"] / max(len(st["history"]), 1),
             "users_without_negatives": skipped_users}
