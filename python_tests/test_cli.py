@@ -91,6 +91,8 @@ def test_results_record_the_batch_graph_mode(tmp_path):
         assert main(["run", "--out", str(out), "--methods", "graphpro,finetune", *TINY,
                      "--epochs", "1", "--stage-epochs", "1", "--batch-graph", mode]) == 0
         res = json.loads((out / "results.json").read_text())
+        # the command as parsed, with no interpreter or script path of this machine
+        assert res["command"].startswith(f"graphpro run --out {out} --methods graphpro,finetune")
         used = [v["batch_graph"] for v in res["pretrain"].values()]
         used += [st["batch_graph"] for m in res["methods"].values() for st in m["stages"]]
         assert len(used) == len(res["pretrain"]) + 2 * 2  # 2 pre-trainings, 2 methods x 2 stages

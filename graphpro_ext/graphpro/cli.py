@@ -17,6 +17,7 @@ import argparse
 import logging
 import math
 import os
+import shlex
 import sys
 import time
 import traceback
@@ -559,7 +560,7 @@ def _cmd_dynamic(args, hp, rd, shard) -> int:
     wall = {f"pretrain-{k}": v["wall_s"] for k, v in res["pretrain"].items()}
     wall.update({m: v["wall_s"] for m, v in res["methods"].items()})
     wall["this_process"] = time.perf_counter() - t0
-    results = {"dataset": data.name, "command": " ".join(sys.argv), "preset": hp["preset"],
+    results = {"dataset": data.name, "command": command_line(args), "preset": hp["preset"],
                "protocol": {"select_on": cfg.select_on, "val_frac": cfg.val_frac,
                             "drop_seen_test_pairs": cfg.drop_seen_test_pairs,
                             "stages": data.num_stages, "topk": hp["topk"],
@@ -635,7 +636,7 @@ def _cmd_train(args, hp, rd) -> int:
                 extra={"dataset": os.path.dirname(os.path.abspath(args.train))})
     log.info(f"test recall@{k} {m[f'recall@{k}']:.4f} ndcg@{k} {m[f'ndcg@{k}']:.4f} "
              f"(best epoch {s['best_epoch']})")
-    res = {"dataset": os.path.dirname(os.path.abspath(args.train)), "command": " ".join(sys.argv),
+    res = {"dataset": os.path.dirname(os.path.abspath(args.train)), "command": command_line(args),
            "hyperparameters": {**hp, "model": args.model},
            "protocol": {"select_on": hp["select_on"], "static": True},
            "test": m, "train": s, "wall_s": {"train": time.perf_counter() - t0},
@@ -931,8 +932,15 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def command_line(args) -> str:
+    """The command as a user would retype it: ``graphpro`` and the arguments main() parsed,
+    without the interpreter's or the script's path on this machine."""
+    return shlex.join(["graphpro", *args.argv])
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return _run(args)
     except GraphproError as e:
