@@ -435,11 +435,12 @@ def _plan(args, methods, backbones, preset) -> int:
 def _run(args, methods, backbones, preset) -> int:
     """Run the cells not done, ``--jobs`` at a time; after the first failure start no more,
     let the running ones finish, and return that failure's exit code."""
-    todo = [c for c in grid(args, backbones) if read_cell(c, methods, preset).status != "done"]
+    states = collect(grid(args, backbones), methods, preset)
+    todo = [c for c, st in states.items() if st.status != "done"]
     if args.max_cells is not None:
         todo = todo[:args.max_cells]
     for c in todo:  # graphpro --resume would refuse these too; say why before starting any
-        st = read_cell(c, methods, preset)
+        st = states[c]
         if st.status == "mismatch":
             print(f"table2: error: {c.out} holds another configuration ({st.note}); move it "
                   "away to run this cell", file=sys.stderr)
