@@ -4,7 +4,12 @@ a prompt vector p [1, d] on snapshot n, from the pre-trained table every stage.
 * GPF (Fang et al., NeurIPS 2023, "universal prompt tuning"): p is added to every node's input
   features, ``x + p``, before propagation; p starts at 0 (the pre-trained model itself).
 * GraphPrompt (Liu et al., WWW 2023): p re-weights the readout element-wise, here the final
-  user and item embeddings (``p * e``) whose dot product scores a pair; p starts at 1.
+  user and item embeddings (``p * e``) whose dot product scores a pair; p starts at 1 and keeps
+  mean 1 (``p = 1 + q - mean(q)``, q learnt). The paper scores by cosine similarity, which no
+  scale of p changes; under BPR's dot product the uniform scale of p is the steepest direction
+  yet changes no ranking, and Adam's per-coordinate steps went almost wholly into it (the
+  prompt grew ~0.6% per epoch uniformly and never changed a recommendation). Fixing the mean
+  removes that direction, as the paper's cosine does.
 
 Both are built from the papers' descriptions, adapted to user-item scoring; they are the
 prompt-learning methods GraphPro's Table 2 compares with.
@@ -33,15 +38,20 @@ class PromptModel(EmbeddingModel):
             raise ValueError(f"prompt style must be 'feature' or 'readout', got {style!r}")
         self.style = style
         self.x.requires_grad_(False)
-        init = torch.zeros if style == "feature" else torch.ones
-        self.prompt = nn.Parameter(init(1, x.shape[1], dtype=x.dtype, device=x.device))
+        # feature: the added vector itself; readout: q in p = 1 + q - mean(q). Both start at 0,
+        # the pre-trained model.
+        self.prompt = nn.Parameter(torch.zeros(1, x.shape[1], dtype=x.dtype, device=x.device))
+
+    def readout_weights(self) -> torch.Tensor:
+        """GraphPrompt's p [1, d], mean 1 (only its shape across dimensions changes rankings)."""
+        return 1.0 + self.prompt - self.prompt.mean()
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.prompt if self.style == "feature" else x
 
     def forward(self, graph, keep_prob: float = 1.0, seed: int = 0):
         e = super().forward(graph, keep_prob, seed)
-        return e * self.prompt if self.style == "readout" else e
+        return e * self.readout_weights() if self.style == "readout" else e
 
     def batch_loss(self, graph, users, pos, neg, keep_prob: float, seed: int,
                    weight_decay: float, mode: str = "auto") -> torch.Tensor:
@@ -50,10 +60,11 @@ class PromptModel(EmbeddingModel):
         from ..models.base import bpr_loss, split3
 
         e, ego = self.batch_rows(graph, users, pos, neg, keep_prob, seed, mode)
-        return bpr_loss(*split3(e * self.prompt, users.numel()), ego, weight_decay)
+        return bpr_loss(*split3(e * self.readout_weights(), users.numel()), ego, weight_decay)
 
     def input_transform(self) -> dict | None:
-        return {"prompt": self.prompt.detach().clone(), "style": self.style}
+        p = self.prompt if self.style == "feature" else self.readout_weights()
+        return {"prompt": p.detach().clone(), "style": self.style}
 
 
 class Prompt(Method):
