@@ -285,6 +285,40 @@ def test_report_tables_significance_and_cells(tmp_path, capsys):
     assert png.stat().st_size > 0
 
 
+def test_report_merges_a_cell_over_roots(tmp_path):
+    """A method rerun in a second folder (and `full` run apart) joins the cell it belongs to:
+    the last root wins a method found in both, a mismatching root adds nothing."""
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    fake_results(a / "honest" / "lightgcn-s2023", 2023,
+                 {"graphpro": (0.010, 0.005), "finetune": (0.011, 0.006)},
+                 wall={"graphpro": 20.0, "finetune": 30.0})
+    fake_results(a / "honest" / "lightgcn-s2024", 2024, {"graphpro": (0.012, 0.007),
+                                                         "finetune": (0.013, 0.008)})
+    fake_results(b / "honest" / "lightgcn-s2023", 2023,
+                 {"finetune": (0.021, 0.016), "full": (0.030, 0.020)}, wall={"full": 99.0})
+    fake_results(c / "honest" / "lightgcn-s2024", 2024, {"full": (0.9, 0.9)}, record_seed=1)
+    out = tmp_path / "m.md"
+    argv = ["report", "--root", str(a), "--root", str(b), "--root", str(c), "--selections",
+            "honest", "--backbones", "lightgcn", "--seeds", "2023,2024", "--methods",
+            "graphpro,finetune,full", "--out", str(out), "--plot", str(tmp_path / "m.png")]
+    assert t2.main(argv) == 0
+    md = out.read_text()
+    # finetune: seed 2023 from b (0.021), seed 2024 from a (0.013) -> mean 0.017
+    assert "| finetune | 0.0170 ± 0.0057 (2) |" in md
+    assert "| graphpro | 0.0110 ± 0.0014 (2) |" in md
+    assert "| full | 0.0300 (1) |" in md and "0.9000" not in md  # c's cell is not counted
+    assert f"| honest/lightgcn-s2023 | done: {a}: graphpro; {b}: finetune,full | 3/3 | " \
+        f"{a}: 50.0; {b}: 99.0 |" in md
+    assert f"| honest/lightgcn-s2024 | partial: 2/3 methods over the roots; {c}: mismatch, " \
+        "not counted (results.json has seed 1 (want 2024)) | 2/3 |" in md
+    assert "1 of 2 cells done." in md
+    assert f"--root {a} --root {b} --root {c}" in md
+    # one root: the report reads as before (no merge notes)
+    assert t2.main(argv[:3] + argv[7:]) == 0
+    assert "| honest/lightgcn-s2023 | partial: 2/3 methods in results.json | 2/3 | 50.0 |" \
+        in out.read_text()
+
+
 def test_report_of_empty_root_invents_nothing(tmp_path):
     out = tmp_path / "frag.md"
     assert t2.main(["report", "--root", str(tmp_path / "none"), "--methods", "graphpro,finetune",

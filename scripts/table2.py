@@ -14,7 +14,7 @@ A cell is (selection, backbone, seed): one ``graphpro run`` of every requested m
 
     python scripts/table2.py plan   [--data DIR] [--root runs/table2] [filters]
     python scripts/table2.py run    [--data DIR] [--root runs/table2] [filters] [--max-cells N]
-    python scripts/table2.py report [--root runs/table2] [filters] [--out F.md] [--plot F.png]
+    python scripts/table2.py report [--root runs/table2 ...] [filters] [--out F.md] [--plot F.png]
 
 Filters (to split the grid over machines or sessions): ``--seeds 2023,2024,2025 --backbones
 lightgcn,sgl,simgcl,mixgcf --selections honest,reference --methods all|a,b``.
@@ -25,6 +25,10 @@ the first failure with its exit code. ``report`` reads the finished ``results.js
 writes the Markdown tables, paired t-tests of GraphPro against every other method, the list of
 cells done and missing, and a per-stage Recall@20 plot. A cell counts only when its results.json
 says it ran with the cell's selection rule, budget, seed and backbone; nothing is ever filled in.
+``report`` takes ``--root`` more than once to merge pieces of one cell run in different folders
+(a method rerun later, ``full`` run on another machine): a cell's methods are gathered over the
+roots in the order given, a method found in several is taken from the last, and the cells table
+says which root gave what.
 Bad arguments: one line on stderr and exit code 2.
 """
 
@@ -108,6 +112,7 @@ class CellState:
     methods: dict = field(default_factory=dict)  # method -> results.json entry with averages
     results: dict | None = None
     note: str = ""
+    walls: list = field(default_factory=list)  # merged over roots: "root: wall" per root
 
 
 def command(cell: Cell, data: str, methods: list[str], python: str = "python",
@@ -177,8 +182,8 @@ def read_cell(cell: Cell, methods: list[str], preset: dict) -> CellState:
     return CellState(status, found, res, note)
 
 
-def grid(args, backbones: list[str]) -> list[Cell]:
-    return [Cell(s, b, seed, args.root) for s in args.selections for b in backbones
+def grid(args, backbones: list[str], root: str | None = None) -> list[Cell]:
+    return [Cell(s, b, seed, root or args.root) for s in args.selections for b in backbones
             for seed in args.seeds]
 
 
@@ -286,6 +291,47 @@ def collect(cells: list[Cell], methods: list[str], preset: dict) -> dict[Cell, C
     return {c: read_cell(c, methods, preset) for c in cells}
 
 
+def merge_roots(states: dict[Cell, CellState], roots: list[str],
+                methods: list[str]) -> dict[Cell, CellState]:
+    """One state per (selection, backbone, seed) from the cells of several roots: methods
+    gathered in root order (the last root wins a method found in several); a root whose folder
+    holds another configuration adds nothing and is named in the note."""
+    if len(roots) == 1:
+        return states
+    joined = " + ".join(roots)
+    merged: dict[Cell, CellState] = {}
+    by_key: dict[tuple, list[Cell]] = {}
+    for c in states:
+        by_key.setdefault((c.selection, c.backbone, c.seed), []).append(c)
+    for key, cells in by_key.items():
+        cells.sort(key=lambda c: roots.index(c.root))
+        found, source, notes, last, walls = {}, {}, [], None, []
+        for c in cells:
+            st = states[c]
+            if st.status == "mismatch":
+                notes.append(f"{c.root}: mismatch, not counted ({st.note})")
+                continue
+            for m, e in st.methods.items():
+                found[m], source[m] = e, c.root
+            if st.results is not None:
+                last = st.results
+                walls.append(f"{c.root}: {_wall(st.results)}")
+        have = [m for m in methods if m in found]
+        status = "done" if len(have) == len(methods) else ("partial" if found or last else
+                                                              "missing")
+        if not found and notes:
+            status = "mismatch"
+        by_root = {}
+        for m in have:
+            by_root.setdefault(source[m], []).append(m)
+        if len(by_root) > 1:
+            notes.insert(0, "; ".join(f"{r}: {','.join(ms)}" for r, ms in by_root.items()))
+        elif status != "done" and found:
+            notes.insert(0, f"{len(have)}/{len(methods)} methods over the roots")
+        merged[Cell(*key, joined)] = CellState(status, found, last, "; ".join(notes), walls)
+    return merged
+
+
 def values(states: dict, selection: str, backbone: str, method: str, metric: str) -> dict:
     """seed -> the method's stage-averaged metric, over the cells that count."""
     return {c.seed: st.methods[method]["average"][metric] for c, st in states.items()
@@ -300,7 +346,8 @@ def markdown(states: dict, args, methods: list[str], backbones: list[str]) -> st
     stages = sorted({st.results.get("protocol", {}).get("stages") for c, st in states.items()
                      if c in counted} - {None})
     over = f"the {stages[0]} stages" if len(stages) == 1 else "the stages"
-    lines = [f"Collected by `python scripts/table2.py report --root {args.root}` from "
+    roots = " ".join(f"--root {r}" for r in args.roots)
+    lines = [f"Collected by `python scripts/table2.py report {roots}` from "
              f"{len(counted)} cell(s) with results (of {len(states)} listed below). Each entry: "
              f"the metric averaged over {over} of a run, then mean ± sample standard deviation "
              "(n − 1) over seeds, (n) = seeds with a result; `missing` = no finished run.", ""]
@@ -348,12 +395,13 @@ def markdown(states: dict, args, methods: list[str], backbones: list[str]) -> st
               "Wall time (s, from results.json): the sum of the phases (pre-trainings and every "
               "method's stages), and the last process (a resumed run's covers only its own part).",
               "", "| cell | status | methods with results | wall (s) |", "|---|---|---|---|"]
-    grid_cells = set(grid(args, backbones))
+    grid_cells = {c.name for c in grid(args, backbones)}
     for c, st in states.items():
-        status = st.status + ("" if c in grid_cells else ", outside --seeds")
+        status = st.status + ("" if c.name in grid_cells else ", outside --seeds")
         status += f": {st.note}" if st.note else ""
         n = sum(m in st.methods for m in methods)
-        lines.append(f"| {c.name} | {status} | {n}/{len(methods)} | {_wall(st.results)} |")
+        wall = "; ".join(st.walls or [_wall(st.results)])
+        lines.append(f"| {c.name} | {status} | {n}/{len(methods)} | {wall} |")
     done = sum(st.status == "done" for st in states.values())
     lines += ["", f"{done} of {len(states)} cells done."]
     return "\n".join(lines) + "\n"
@@ -492,9 +540,12 @@ def _run(args, methods, backbones, preset) -> int:
 
 def _report(args, methods, backbones, preset) -> int:
     """Markdown tables, significance, cells done/missing and the curves."""
-    cells = grid(args, backbones)
-    cells += [c for c in discover(args.root, args.selections, backbones) if c not in cells]
-    states = collect(cells, methods, preset)
+    cells = []
+    for root in args.roots:
+        cells += [c for c in grid(args, backbones, root)
+                  + discover(root, args.selections, backbones) if c not in cells]
+    states = merge_roots(collect(cells, methods, preset), args.roots, methods)
+    args.root = args.roots[-1]  # where the outputs go by default
     out = args.out or os.path.join(args.root, "table2.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
@@ -523,7 +574,13 @@ def build_parser() -> argparse.ArgumentParser:
                            ("run", "run the cells not done, one after another"),
                            ("report", "write the tables, significance and plot")):
         sp = sub.add_parser(name, help=helptext)
-        sp.add_argument("--root", default=DEFAULT_ROOT, help="folder of the cells")
+        if name == "report":
+            sp.add_argument("--root", dest="roots", action="append",
+                            help=f"folder of the cells (default {DEFAULT_ROOT}); given more than "
+                                 "once, each cell's methods are merged over the folders, the "
+                                 "last one winning a method found in several")
+        else:
+            sp.add_argument("--root", default=DEFAULT_ROOT, help="folder of the cells")
         sp.add_argument("--seeds", default=DEFAULT_SEEDS)
         sp.add_argument("--backbones", default="all", help="all or a,b (graphpro --help)")
         sp.add_argument("--selections", default=",".join(SELECTIONS))
@@ -558,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--seeds {args.seeds}: comma-separated integers") from None
         if not args.seeds or min(args.seeds) < 0:
             raise UsageError(f"--seeds {args.seeds}: give at least one non-negative seed")
+        if args.command == "report":
+            args.roots = list(dict.fromkeys(args.roots or [DEFAULT_ROOT]))
         for flag in ("max_cells", "threads", "jobs"):
             v = getattr(args, flag, None)
             if v is not None and v < 1:
