@@ -165,6 +165,34 @@ def test_mixgcf_synthesis_by_hand(seed):
     torch.testing.assert_close(loss.detach(), want / 3, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("scope", ["full", "subgraph"])
+def test_mixgcf_loss_and_gradients_equal_the_materialised_mixing(scope, seed):
+    """The model finds the hardest mixed candidate from scores, never building the [B, M, L+1, d]
+    mixed tensor; loss and gradients equal that tensor's formulation (MixGCF's own), dropout and
+    weight decay on."""
+    g = _graph(seed)
+    users, pos, cand = _batch(g, seed, b=12, m=6)
+    model = _model("mixgcf", g, seed)
+    loss = model.batch_loss(g, users, pos, cand, 0.8, seed, 1e-2, mode=scope)
+    loss.backward()
+    x = model.x.detach().clone().requires_grad_()
+    hs = torch.stack(backend.layers(g, x, 2, 0.5, 0.8, seed), dim=1)  # [N, L+1, d]
+    b, m, nu = 12, 6, g.num_users
+    e_u, e_p, e_c = hs[users], hs[nu + pos], hs[nu + cand.reshape(-1)].view(b, m, 3, -1)
+    gen = torch.Generator().manual_seed(derive_seed(seed, "mixgcf-alpha"))
+    alpha = torch.rand(b, 1, 3, 1, generator=gen, dtype=torch.float64)
+    mixed = alpha * e_p.unsqueeze(1) + (1 - alpha) * e_c  # [B, M, L+1, d]
+    best = (e_u.unsqueeze(1) * mixed).sum(-1).argmax(dim=1)  # [B, L+1]
+    e_n = mixed.gather(1, best[:, None, :, None].expand(b, 1, 3, x.shape[1])).squeeze(1)
+    u, p_, n = e_u.mean(1), e_p.mean(1), e_n.mean(1)
+    reg = x[users].pow(2).sum() + x[nu + pos].pow(2).sum() + e_n[:, 0].pow(2).sum()
+    want = -torch.log(1e-10 + torch.sigmoid((u * p_).sum(1) - (u * n).sum(1))).mean() \
+        + 1e-2 * 0.5 * reg / b
+    want.backward()
+    torch.testing.assert_close(loss.detach(), want.detach(), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(model.x.grad, x.grad, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("name", BACKBONES)
 def test_same_seed_same_loss(name, seed):
     g = _graph(seed)

@@ -126,6 +126,13 @@ class EmbeddingModel(Model):
         mode a row without edges takes ``isolated(gated ego rows)``'s entries. Returns (outputs
         at ``rows``, the un-gated ego rows of ``rows``, for the L2 term). The gather's backward
         writes ``x.grad`` in place (``_GatherRows``)."""
+        outs, at, ego = self.scope_through(graph, rows, mode, propagate, isolated)
+        return tuple(o.index_select(0, at) for o in outs), ego
+
+    def scope_through(self, graph: TemporalGraph, rows: torch.Tensor, mode: str, propagate,
+                      isolated) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+        """``rows_through`` before the pick: (the outputs over the whole scope, each row's index
+        into them, the ego rows), for a loss that reads only some of ``rows`` with gradient."""
         mode, extracted = self.planner.mode(graph, rows, self.num_layers, mode)
         ego = EgoRows(self.x, rows, _GatherRows.apply)
         if mode == "subgraph":
@@ -133,8 +140,7 @@ class EmbeddingModel(Model):
             (x_sub,) = _GatherRows.apply(self.x, nodes)
             self.scope_nodes = nodes
             outs = propagate(sub, self.gate(x_sub))
-            at = torch.searchsorted(nodes, rows)
-            return tuple(o.index_select(0, at) for o in outs), ego
+            return outs, torch.searchsorted(nodes, rows), ego
         cg = self.planner.compact(graph)
         (x_act,) = _GatherRows.apply(self.x, cg.glob)
         self.scope_nodes = cg.glob
@@ -142,13 +148,13 @@ class EmbeddingModel(Model):
         loc = cg.local[rows]
         lonely = loc < 0
         if not bool(lonely.any()):
-            return tuple(o.index_select(0, loc) for o in outs), ego
+            return outs, loc, ego
         # rows without edges: their outputs are ``isolated``'s, appended after the graph's rows
         alone = torch.unique(rows[lonely])
         (x_alone,) = _GatherRows.apply(self.x, alone)
         fill = isolated(self.gate(x_alone))
         at = torch.where(lonely, outs[0].shape[0] + torch.searchsorted(alone, rows), loc)
-        return tuple(torch.cat([o, f]).index_select(0, at) for o, f in zip(outs, fill)), ego
+        return tuple(torch.cat([o, f]) for o, f in zip(outs, fill)), at, ego
 
     def batch_rows(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
                    mode: str = "auto"):

@@ -33,20 +33,33 @@ class MixGCF(EmbeddingModel):
             neg = neg.unsqueeze(1)
         b, m, nl = users.numel(), neg.shape[1], self.num_layers + 1
         rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg.reshape(-1)])
-        layers, ego = self.rows_through(
+        layers, at, ego = self.scope_through(
             graph, rows, mode,
             lambda sub, x0: tuple(backend.layers(sub, x0, self.num_layers, self.time_weight,
                                                  keep_prob, seed)),
             lambda g: (g,) + tuple(torch.zeros_like(g) for _ in range(self.num_layers)))
-        h = torch.stack(layers, dim=1)  # [rows, L+1, d]
-        e_u, e_p, e_c = h[:b], h[b:2 * b], h[2 * b:].view(b, m, nl, -1)
-        gen = torch.Generator(device=h.device).manual_seed(derive_seed(seed, "mixgcf-alpha"))
-        alpha = torch.rand(b, 1, nl, 1, generator=gen, device=h.device, dtype=h.dtype)
-        mixed = alpha * e_p.unsqueeze(1) + (1 - alpha) * e_c  # [B, M, L+1, d]
-        with torch.no_grad():  # hop mixing: the hardest mixed candidate per layer
-            best = (e_u.unsqueeze(1) * mixed).sum(-1).argmax(dim=1)  # [B, L+1]
-        idx = best[:, None, :, None].expand(b, 1, nl, mixed.shape[-1])
-        e_n = mixed.gather(1, idx).squeeze(1)  # [B, L+1, d]
+        # Hop mixing without the [B, M, L+1, d] mixed tensor (most of a batch's time when it was
+        # built): a mixed candidate scores a * s_pos + (1 - a) * s_cand with a < 1 shared by the
+        # pool, so the hardest is the candidate with the highest s_cand, found from [B, M]
+        # scores per layer. Only the users', positives' and kept candidates' rows are read with
+        # gradient, so the backward never spreads a [B * M, d] gradient of zeros.
+        gen = torch.Generator(device=users.device).manual_seed(derive_seed(seed, "mixgcf-alpha"))
+        alpha = torch.rand(b, 1, nl, 1, generator=gen, device=users.device,
+                           dtype=layers[0].dtype)[:, 0, :, 0]  # [B, L+1]
+        head, pools = at[:2 * b], at[2 * b:].view(b, m)
+        e_u, e_p, e_n = [], [], []
+        for k, h in enumerate(layers):
+            with torch.no_grad():
+                u = h.index_select(0, at[:b])
+                cand = h.index_select(0, pools.reshape(-1)).view(b, m, -1)
+                best = torch.bmm(cand, u.unsqueeze(2)).squeeze(2).argmax(1)  # [B]
+            kept = pools.gather(1, best.unsqueeze(1)).squeeze(1)
+            sel = h.index_select(0, torch.cat([head, kept]))  # [3B, d] with gradient
+            a = alpha[:, k:k + 1]
+            e_u.append(sel[:b])
+            e_p.append(sel[b:2 * b])
+            e_n.append(a * sel[b:2 * b] + (1 - a) * sel[2 * b:])
+        e_u, e_p, e_n = (torch.stack(v, dim=1) for v in (e_u, e_p, e_n))  # [B, L+1, d]
         # L2 on the users' and positives' ego rows and the synthesised negatives' layer 0
         users_pos = EgoRows(ego.table, rows[:2 * b], ego._gather)
         reg = users_pos.square_sum() + e_n[:, 0].pow(2).sum()
