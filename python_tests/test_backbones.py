@@ -166,12 +166,20 @@ def test_mixgcf_synthesis_by_hand(seed):
 
 
 @pytest.mark.parametrize("scope", ["full", "subgraph"])
-def test_mixgcf_loss_and_gradients_equal_the_materialised_mixing(scope, seed):
+@pytest.mark.parametrize("isolated", [False, True])
+def test_mixgcf_loss_and_gradients_equal_the_materialised_mixing(scope, isolated, seed):
     """The model finds the hardest mixed candidate from scores, never building the [B, M, L+1, d]
     mixed tensor; loss and gradients equal that tensor's formulation (MixGCF's own), dropout and
-    weight decay on."""
+    weight decay on; ``isolated``: a quarter of the items have no edges, so candidates without
+    edges take their own layer-0 row and zeros after."""
     g = _graph(seed)
+    if isolated:
+        rng = np.random.default_rng(seed + 7)
+        u, i = rng.integers(0, 40, 300), rng.integers(0, 30, 300)
+        g = TemporalGraph.from_interactions(u, i, 1.6e9 + rng.uniform(0, 9e5, 300), 40, 40,
+                                            tau_hours=24.0)
     users, pos, cand = _batch(g, seed, b=12, m=6)
+    assert not isolated or bool((cand >= 30).any())
     model = _model("mixgcf", g, seed)
     loss = model.batch_loss(g, users, pos, cand, 0.8, seed, 1e-2, mode=scope)
     loss.backward()

@@ -126,13 +126,14 @@ class EmbeddingModel(Model):
         mode a row without edges takes ``isolated(gated ego rows)``'s entries. Returns (outputs
         at ``rows``, the un-gated ego rows of ``rows``, for the L2 term). The gather's backward
         writes ``x.grad`` in place (``_GatherRows``)."""
-        outs, at, ego = self.scope_through(graph, rows, mode, propagate, isolated)
-        return tuple(o.index_select(0, at) for o in outs), ego
+        pick, n_out, ego = self.scope_through(graph, rows, mode, propagate, isolated)
+        return tuple(pick(k) for k in range(n_out)), ego
 
     def scope_through(self, graph: TemporalGraph, rows: torch.Tensor, mode: str, propagate,
-                      isolated) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
-        """``rows_through`` before the pick: (the outputs over the whole scope, each row's index
-        into them, the ego rows), for a loss that reads only some of ``rows`` with gradient."""
+                      isolated):
+        """``rows_through`` with the pick left to the loss: (``pick(k, at=None)``: output k at
+        ``rows[at]`` (all rows when None), the number of outputs, the ego rows), for a loss that
+        reads only some of ``rows`` with gradient."""
         mode, extracted = self.planner.mode(graph, rows, self.num_layers, mode)
         ego = EgoRows(self.x, rows, _GatherRows.apply)
         if mode == "subgraph":
@@ -140,7 +141,9 @@ class EmbeddingModel(Model):
             (x_sub,) = _GatherRows.apply(self.x, nodes)
             self.scope_nodes = nodes
             outs = propagate(sub, self.gate(x_sub))
-            return outs, torch.searchsorted(nodes, rows), ego
+            loc = torch.searchsorted(nodes, rows)
+            return (lambda k, at=None: outs[k].index_select(0, loc if at is None else loc[at]),
+                    len(outs), ego)
         cg = self.planner.compact(graph)
         (x_act,) = _GatherRows.apply(self.x, cg.glob)
         self.scope_nodes = cg.glob
@@ -148,13 +151,25 @@ class EmbeddingModel(Model):
         loc = cg.local[rows]
         lonely = loc < 0
         if not bool(lonely.any()):
-            return outs, loc, ego
-        # rows without edges: their outputs are ``isolated``'s, appended after the graph's rows
+            return (lambda k, at=None: outs[k].index_select(0, loc if at is None else loc[at]),
+                    len(outs), ego)
+        # rows without edges take ``isolated``'s outputs, picked row by row (appending them to
+        # the scope's outputs would copy every output whole)
         alone = torch.unique(rows[lonely])
         (x_alone,) = _GatherRows.apply(self.x, alone)
         fill = isolated(self.gate(x_alone))
-        at = torch.where(lonely, outs[0].shape[0] + torch.searchsorted(alone, rows), loc)
-        return tuple(torch.cat([o, f]) for o, f in zip(outs, fill)), at, ego
+        in_alone = torch.searchsorted(alone, rows)  # meaningful at the lonely rows only
+
+        def pick(k, at=None):
+            lo = loc if at is None else loc[at]
+            out = outs[k].index_select(0, lo.clamp_min(0))
+            idx = (lo < 0).nonzero().squeeze(1)
+            if idx.numel():
+                li = in_alone.index_select(0, idx if at is None else at.index_select(0, idx))
+                out.index_copy_(0, idx, fill[k].index_select(0, li))
+            return out
+
+        return pick, len(outs), ego
 
     def batch_rows(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
                    mode: str = "auto"):

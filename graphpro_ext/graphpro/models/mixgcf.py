@@ -31,9 +31,9 @@ class MixGCF(EmbeddingModel):
                    weight_decay: float, mode: str = "auto") -> torch.Tensor:
         if neg.dim() == 1:
             neg = neg.unsqueeze(1)
-        b, m, nl = users.numel(), neg.shape[1], self.num_layers + 1
+        b, m = users.numel(), neg.shape[1]
         rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg.reshape(-1)])
-        layers, at, ego = self.scope_through(
+        pick, nl, ego = self.scope_through(
             graph, rows, mode,
             lambda sub, x0: tuple(backend.layers(sub, x0, self.num_layers, self.time_weight,
                                                  keep_prob, seed)),
@@ -45,16 +45,17 @@ class MixGCF(EmbeddingModel):
         # gradient, so the backward never spreads a [B * M, d] gradient of zeros.
         gen = torch.Generator(device=users.device).manual_seed(derive_seed(seed, "mixgcf-alpha"))
         alpha = torch.rand(b, 1, nl, 1, generator=gen, device=users.device,
-                           dtype=layers[0].dtype)[:, 0, :, 0]  # [B, L+1]
-        head, pools = at[:2 * b], at[2 * b:].view(b, m)
+                           dtype=ego.table.dtype)[:, 0, :, 0]  # [B, L+1]
+        pools = torch.arange(2 * b, rows.numel(), device=rows.device).view(b, m)  # rows' index
+        head = torch.arange(2 * b, device=rows.device)  # users, then positives
         e_u, e_p, e_n = [], [], []
-        for k, h in enumerate(layers):
+        for k in range(nl):
             with torch.no_grad():
-                u = h.index_select(0, at[:b])
-                cand = h.index_select(0, pools.reshape(-1)).view(b, m, -1)
+                u = pick(k, head[:b])
+                cand = pick(k, pools.reshape(-1)).view(b, m, -1)
                 best = torch.bmm(cand, u.unsqueeze(2)).squeeze(2).argmax(1)  # [B]
             kept = pools.gather(1, best.unsqueeze(1)).squeeze(1)
-            sel = h.index_select(0, torch.cat([head, kept]))  # [3B, d] with gradient
+            sel = pick(k, torch.cat([head, kept]))  # [3B, d] with gradient
             a = alpha[:, k:k + 1]
             e_u.append(sel[:b])
             e_p.append(sel[b:2 * b])
