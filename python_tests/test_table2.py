@@ -147,7 +147,7 @@ class FakeGraphpro:
 
     def __init__(self, rc: int = 0, polls: int = 0, fail: dict | None = None):
         self.rc, self.polls, self.fail = rc, polls, fail or {}
-        self.calls, self.live, self.most_live = [], 0, 0
+        self.calls, self.live, self.most_live, self.terminated = [], 0, 0, []
 
     def __call__(self, cmd, **kwargs):
         self.calls.append(cmd)
@@ -173,6 +173,15 @@ class _FakeProcess:
                              {m: (0.01, 0.005) for m in cmd[cmd.index("--methods") + 1].split(",")},
                              selection="reference" if "test" in cmd else "honest",
                              backbone=cmd[cmd.index("--backbone") + 1])
+        return self.returncode
+
+    def terminate(self):
+        if self.returncode is None:
+            self.returncode = -15
+            self.owner.live -= 1
+            self.owner.terminated.append(self.cmd[self.cmd.index("--out") + 1])
+
+    def wait(self):
         return self.returncode
 
 
@@ -234,6 +243,36 @@ def test_run_jobs_side_by_side(tmp_path, data, monkeypatch, capsys):
     assert t2.main(["plan", *_grid(root, data, "--selections", "reference"),
                     "--threads", "3"]) == 0
     assert capsys.readouterr().out.count("--threads 3") == 4
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+def test_run_stopped_stops_its_cells(how, tmp_path, data, monkeypatch, capsys):
+    """SIGTERM or Ctrl-C to `table2.py run` terminates the cells it started (they would
+    otherwise train on unattended) and says how to resume; no new cell starts."""
+    import signal
+
+    root = tmp_path / "t2"
+    fake = FakeGraphpro(polls=10 ** 6)  # never ends by itself
+    monkeypatch.setattr(t2.subprocess, "Popen", fake)
+    sleeps = []
+
+    def sleep(s):
+        sleeps.append(s)
+        if len(sleeps) == 3:  # both cells are running by now
+            if how == "SIGTERM":
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(t2.time, "sleep", sleep)
+    before = signal.getsignal(signal.SIGTERM)
+    rc = t2.main(["run", *_grid(root, data, "--selections", "honest"), "--jobs", "2"])
+    assert rc == 128 + (signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
+    assert len(fake.calls) == 2 and fake.live == 0
+    assert sorted(fake.terminated) == sorted(c[c.index("--out") + 1] for c in fake.calls)
+    err = capsys.readouterr().err
+    assert "interrupted; cells stopped: honest/lightgcn-s1, honest/lightgcn-s2" in err
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
 
 # -- report ---------------------------------------------------------------------------------
 

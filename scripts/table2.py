@@ -21,7 +21,8 @@ lightgcn,sgl,simgcl,mixgcf --selections honest,reference --methods all|a,b``.
 
 ``plan`` prints one command per cell; cells already done are printed commented out, so
 ``plan | sh`` runs only the rest. ``run`` runs the cells not done one after another and stops at
-the first failure with its exit code. ``report`` reads the finished ``results.json`` files and
+the first failure with its exit code; SIGTERM or Ctrl-C stops it and the cells it started (a
+later ``run`` resumes them). ``report`` reads the finished ``results.json`` files and
 writes the Markdown tables, paired t-tests of GraphPro against every other method, the list of
 cells done and missing, and a per-stage Recall@20 plot. A cell counts only when its results.json
 says it ran with the cell's selection rule, budget, seed and backbone; nothing is ever filled in.
@@ -40,6 +41,7 @@ import math
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -57,6 +59,14 @@ CELL_DIR = re.compile(r"(?P<backbone>[A-Za-z0-9_-]+)-s(?P<seed>\d+)")
 
 class UsageError(Exception):
     """A bad argument: one line, exit code 2."""
+
+
+class _Stopped(Exception):
+    """SIGTERM reached ``run``."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
 class _Parser(argparse.ArgumentParser):
@@ -513,25 +523,45 @@ def _run(args, methods, backbones, preset) -> int:
                       f"({after.note})", file=sys.stderr)
                 failure = failure or 1
 
-    while queue:
-        reap()
-        if failure:
-            break
-        if len(running) >= args.jobs:
+    def stop(signum, frame):
+        raise _Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while queue:
+            reap()
+            if failure:
+                break
+            if len(running) >= args.jobs:
+                time.sleep(0.2)
+                continue
+            i, c = queue.pop(0)
+            cmd = command(c, args.data, methods, python=sys.executable, threads=args.threads)
+            print(f"table2: cell {i}/{len(todo)} {c.name}: {shlex.join(cmd)}", flush=True)
+            if args.jobs == 1:
+                running.append((c, subprocess.Popen(cmd)))
+            else:  # side by side: each cell's output goes to its own log, not interleaved here
+                os.makedirs(c.out, exist_ok=True)
+                with open(os.path.join(c.out, "table2-run.log"), "ab") as log:
+                    running.append((c, subprocess.Popen(cmd, stdout=log,
+                                                        stderr=subprocess.STDOUT)))
+        while running:
             time.sleep(0.2)
-            continue
-        i, c = queue.pop(0)
-        cmd = command(c, args.data, methods, python=sys.executable, threads=args.threads)
-        print(f"table2: cell {i}/{len(todo)} {c.name}: {shlex.join(cmd)}", flush=True)
-        if args.jobs == 1:
-            running.append((c, subprocess.Popen(cmd)))
-        else:  # side by side: each cell's output goes to its own log, not interleaved here
-            os.makedirs(c.out, exist_ok=True)
-            with open(os.path.join(c.out, "table2-run.log"), "ab") as log:
-                running.append((c, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)))
-    while running:
-        time.sleep(0.2)
-        reap()
+            reap()
+    except (KeyboardInterrupt, _Stopped) as e:
+        # the cells are this run's children: stop them too (they resume from their last
+        # checkpoints), rather than leave them training unattended
+        for _, proc in running:
+            if proc.poll() is None:
+                proc.terminate()
+        for _, proc in running:
+            proc.wait()
+        names = ", ".join(c.name for c, _ in running) or "none"
+        print(f"table2: interrupted; cells stopped: {names}; `table2.py run` resumes them",
+              file=sys.stderr)
+        return 128 + (e.signum if isinstance(e, _Stopped) else signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if failure:
         return failure
     print(f"table2: {len(todo)} cell(s) run")
