@@ -346,7 +346,7 @@ def test_report_merges_a_cell_over_roots(tmp_path):
     assert "| finetune | 0.0170 ± 0.0057 (2) |" in md
     assert "| graphpro | 0.0110 ± 0.0014 (2) |" in md
     assert "| full | 0.0300 (1) |" in md and "0.9000" not in md  # c's cell is not counted
-    assert f"| honest/lightgcn-s2023 | done: {a}: graphpro; {b}: finetune,full | 3/3 | " \
+    assert f"| honest/lightgcn-s2023 | done: graphpro from {a}; the rest from {b} | 3/3 | " \
         f"{a}: 50.0; {b}: 99.0 |" in md
     assert f"| honest/lightgcn-s2024 | partial: 2/3 methods over the roots; {c}: mismatch, " \
         "not counted (results.json has seed 1 (want 2024)) | 2/3 |" in md

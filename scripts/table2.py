@@ -334,8 +334,10 @@ def merge_roots(states: dict[Cell, CellState], roots: list[str],
         by_root = {}
         for m in have:
             by_root.setdefault(source[m], []).append(m)
-        if len(by_root) > 1:
-            notes.insert(0, "; ".join(f"{r}: {','.join(ms)}" for r, ms in by_root.items()))
+        if len(by_root) > 1:  # name the methods of all but the root that gave most
+            main = max(by_root, key=lambda r: len(by_root[r]))
+            notes.insert(0, "; ".join([f"{','.join(ms)} from {r}" for r, ms in by_root.items()
+                                       if r != main] + [f"the rest from {main}"]))
         elif status != "done" and found:
             notes.insert(0, f"{len(have)}/{len(methods)} methods over the roots")
         merged[Cell(*key, joined)] = CellState(status, found, last, "; ".join(notes), walls)
