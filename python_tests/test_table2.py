@@ -352,6 +352,11 @@ def test_report_merges_a_cell_over_roots(tmp_path):
         "not counted (results.json has seed 1 (want 2024)) | 2/3 |" in md
     assert "1 of 2 cells done." in md
     assert f"--root {a} --root {b} --root {c}" in md
+    # a cell only begun under one root and missing under the others is partial, not missing
+    (b / "honest" / "sgl-s2023" / "ckpt").mkdir(parents=True)
+    assert t2.main(argv[:-4] + ["--backbones", "sgl"] + argv[-4:]) == 0
+    assert f"| honest/sgl-s2023 | partial: {b}: checkpoints, no results.json yet | 0/3 |" \
+        in out.read_text()
     # one root: the report reads as before (no merge notes)
     assert t2.main(argv[:3] + argv[7:]) == 0
     assert "| honest/lightgcn-s2023 | partial: 2/3 methods in results.json | 2/3 | 50.0 |" \

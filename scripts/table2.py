@@ -321,16 +321,18 @@ def merge_roots(states: dict[Cell, CellState], roots: list[str],
             if st.status == "mismatch":
                 notes.append(f"{c.root}: mismatch, not counted ({st.note})")
                 continue
+            if st.status == "partial" and not st.methods and st.note:  # begun, nothing yet
+                notes.append(f"{c.root}: {st.note}")
             for m, e in st.methods.items():
                 found[m], source[m] = e, c.root
             if st.results is not None:
                 last = st.results
                 walls.append(f"{c.root}: {_wall(st.results)}")
         have = [m for m in methods if m in found]
-        status = "done" if len(have) == len(methods) else ("partial" if found or last else
-                                                              "missing")
-        if not found and notes:
-            status = "mismatch"
+        seen = {states[c].status for c in cells}
+        status = ("done" if len(have) == len(methods) else
+                  "partial" if found or last or "partial" in seen else
+                  "mismatch" if "mismatch" in seen else "missing")
         by_root = {}
         for m in have:
             by_root.setdefault(source[m], []).append(m)
