@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """MixGCF's training step: the model's hop mixing against the materialised formulation.
 
-    python benchmarks/bench_mixgcf.py [--dataset amazon|gowalla] [--batches 8] [--threads N]
+    python benchmarks/bench_mixgcf.py [--dataset amazon|gowalla|syn:EDGES] [--batches 8]
+        [--batch-size 2048] [--threads N]
 
 The model (``models/mixgcf.py``) picks each layer's hardest mixed candidate from [B, M] scores and
 mixes only the kept one; the baseline here builds every mixed candidate, a [B, M, L+1, d] tensor,
@@ -12,7 +13,7 @@ forward + backward of the loss. Printed: medians, their ratio, and the largest l
 (the two must agree; an argmax near-tie may rarely pick another candidate).
 
 ``amazon``: the Amazon release's pre-training file (``--data``); ``gowalla``:
-``synthetic.gowalla_like()``.
+``synthetic.gowalla_like()``; ``syn:EDGES``: a small power-law graph (the smoke test's).
 """
 
 from __future__ import annotations
@@ -67,16 +68,22 @@ def load(dataset: str, data_dir: str) -> TemporalGraph:
                                                tau_hours=24.0)
     from graphpro_ext import synthetic
 
+    if dataset.startswith("syn:"):
+        edges = int(dataset[4:])
+        return synthetic.power_law_graph(max(edges // 10, 10), max(edges // 15, 10), edges)
     return synthetic.gowalla_like()
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", choices=("amazon", "gowalla"), default="amazon")
+    p.add_argument("--dataset", default="amazon", help="amazon, gowalla or syn:EDGES")
     p.add_argument("--data", default="../shared/data/amazon")
     p.add_argument("--batches", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args(argv)
+    if a.dataset not in ("amazon", "gowalla") and not a.dataset[4:].isdigit():
+        p.error(f"--dataset {a.dataset}: amazon, gowalla or syn:EDGES")
     if a.threads:
         torch.set_num_threads(a.threads)
     g = load(a.dataset, a.data)
@@ -87,12 +94,13 @@ def main(argv=None) -> int:
                                          torch.Generator().manual_seed(0))
     ours = build("mixgcf", x.clone(), 3, 0.5)
     base = MaterialisedMixGCF(x.clone(), 3, 0.5)
-    print(f"{a.dataset}: {g.num_nodes} nodes, {g.num_edges} directed edges; batch 2048, "
+    bs = a.batch_size
+    print(f"{a.dataset}: {g.num_nodes} nodes, {g.num_edges} directed edges; batch {bs}, "
           f"M = {MixGCF.negatives}; {torch.get_num_threads()} threads")
     times = {"ours": [], "materialised": []}
     worst = 0.0
     for k in range(a.batches + 1):  # batch 0 warms up
-        idx = perm[k * 2048:(k + 1) * 2048]
+        idx = perm[(k * bs) % pu.numel():][:bs]
         users, pos = pu[idx], cols.long()[idx]
         neg = backend.sample_negatives(rp, cols, users, g.num_items, MixGCF.negatives, k)
         losses = {}

@@ -43,7 +43,8 @@ def test_bench_main_tiny(bench, tmp_path):
     rows = bench.main([
         "--graphs", "tiny", "--tiny-edges", "4000", "--repeats", "2", "--warmup", "1",
         "--dim", "8", "--neg-batch", "256", "--neg-k", "4", "--python-ref-batch", "16",
-        "--topk-batch", "64", "--copy-mb", "8", "--no-memory", "--csv", str(out_csv), "--markdown", str(out_md), "--quiet",
+        "--topk-batch", "64", "--copy-mb", "8", "--no-memory", "--csv", str(out_csv),
+        "--markdown", str(out_md), "--quiet",
     ])
     ok = {}
     for r in rows:
@@ -161,3 +162,12 @@ def test_serving_latency_benchmark_runs(tmp_path, capsys):
     for what in ("load the newest model", "recommend top-20 for every user", "update --mode prompt",
                  "update --mode finetune", "parquet"):
         assert what in out
+
+
+def test_mixgcf_benchmark_runs_and_agrees(capsys):
+    _script("bench_mixgcf").main(["--dataset", "syn:20000", "--batches", "2", "--batch-size",
+                                  "128", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "speed-up" in out and "ours" in out and "materialised" in out
+    worst = float(out.split("largest loss difference")[1].split()[0])
+    assert worst < 1e-5  # the two formulations train the same loss
