@@ -8,8 +8,8 @@ a prompt vector p [1, d] on snapshot n, from the pre-trained table every stage.
   mean 1 (``p = 1 + q - mean(q)``, q learnt). The paper scores by cosine similarity, which no
   scale of p changes; under BPR's dot product the uniform scale of p is the steepest direction
   yet changes no ranking, and Adam's per-coordinate steps went almost wholly into it (the
-  prompt grew ~0.6% per epoch uniformly and never changed a recommendation). Fixing the mean
-  removes that direction, as the paper's cosine does.
+  prompt grew as a uniform scale and never changed a recommendation). Fixing the mean removes
+  that direction, as the paper's cosine does.
 
 Both are built from the papers' descriptions, adapted to user-item scoring; they are the
 prompt-learning methods GraphPro's Table 2 compares with.
