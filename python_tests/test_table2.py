@@ -25,7 +25,7 @@ HONEST_BUDGET = {k: PRESET[k] for k in t2.REFERENCE_BUDGET}
 
 def fake_results(out: Path, seed: int, methods: dict, selection: str = "honest",
                  backbone: str = "lightgcn", wall: dict | None = None,
-                 record_seed: int | None = None) -> None:
+                 record_seed: int | None = None, pretrain: dict | None = None) -> None:
     """A results.json as `graphpro run` writes it: methods = {name: (recall avg, ndcg avg)},
     every one of the 8 stages at its average."""
     budget = t2.REFERENCE_BUDGET if selection == "reference" else HONEST_BUDGET
@@ -40,7 +40,9 @@ def fake_results(out: Path, seed: int, methods: dict, selection: str = "honest",
            "methods": {m: {"stages": [{"stage": i, "recall@20": r, "ndcg@20": n}
                                       for i in range(1, 9)],
                            "average": {"recall@20": r, "ndcg@20": n}, "wall_s": 1.0}
-                       for m, (r, n) in methods.items()}}
+                       for m, (r, n) in methods.items()},
+           "pretrain": {k: {"best_epoch": best, "epochs_run": run, "select": {"recall@20": r}}
+                        for k, (r, best, run) in (pretrain or {}).items()}}
     (out / "results.json").write_text(json.dumps(res))
 
 
@@ -330,11 +332,13 @@ def test_report_merges_a_cell_over_roots(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     fake_results(a / "honest" / "lightgcn-s2023", 2023,
                  {"graphpro": (0.010, 0.005), "finetune": (0.011, 0.006)},
-                 wall={"graphpro": 20.0, "finetune": 30.0})
+                 wall={"graphpro": 20.0, "finetune": 30.0}, pretrain={"graphpro": (0.02, 3, 9)})
     fake_results(a / "honest" / "lightgcn-s2024", 2024, {"graphpro": (0.012, 0.007),
-                                                         "finetune": (0.013, 0.008)})
+                                                         "finetune": (0.013, 0.008)},
+                 pretrain={"graphpro": (0.04, 5, 11)})
     fake_results(b / "honest" / "lightgcn-s2023", 2023,
-                 {"finetune": (0.021, 0.016), "full": (0.030, 0.020)}, wall={"full": 99.0})
+                 {"finetune": (0.021, 0.016), "full": (0.030, 0.020)}, wall={"full": 99.0},
+                 pretrain={"lightgcn": (0.05, 1, 7)})
     fake_results(c / "honest" / "lightgcn-s2024", 2024, {"full": (0.9, 0.9)}, record_seed=1)
     out = tmp_path / "m.md"
     argv = ["report", "--root", str(a), "--root", str(b), "--root", str(c), "--selections",
@@ -352,6 +356,10 @@ def test_report_merges_a_cell_over_roots(tmp_path):
         "not counted (results.json has seed 1 (want 2024)) | 2/3 |" in md
     assert "1 of 2 cells done." in md
     assert f"--root {a} --root {b} --root {c}" in md
+    # each pre-training from wherever it ran
+    assert "| honest | lightgcn | graphpro | 0.0300 ± 0.0141 (2) | 3/9 (s2023), 5/11 (s2024) |" \
+        in md
+    assert "| honest | lightgcn | lightgcn | 0.0500 (1) | 1/7 (s2023) |" in md
     # a cell only begun under one root and missing under the others is partial, not missing
     (b / "honest" / "sgl-s2023" / "ckpt").mkdir(parents=True)
     assert t2.main(argv[:-4] + ["--backbones", "sgl"] + argv[-4:]) == 0

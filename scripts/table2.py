@@ -123,6 +123,7 @@ class CellState:
     results: dict | None = None
     note: str = ""
     walls: list = field(default_factory=list)  # merged over roots: "root: wall" per root
+    pretrain: dict = field(default_factory=dict)  # kind -> results.json's pre-training entry
 
 
 def command(cell: Cell, data: str, methods: list[str], python: str = "python",
@@ -189,7 +190,7 @@ def read_cell(cell: Cell, methods: list[str], preset: dict) -> CellState:
     have = [m for m in methods if m in found]
     status = "done" if len(have) == len(methods) else "partial"
     note = "" if status == "done" else f"{len(have)}/{len(methods)} methods in results.json"
-    return CellState(status, found, res, note)
+    return CellState(status, found, res, note, pretrain=dict(res.get("pretrain") or {}))
 
 
 def grid(args, backbones: list[str], root: str | None = None) -> list[Cell]:
@@ -315,7 +316,7 @@ def merge_roots(states: dict[Cell, CellState], roots: list[str],
         by_key.setdefault((c.selection, c.backbone, c.seed), []).append(c)
     for key, cells in by_key.items():
         cells.sort(key=lambda c: roots.index(c.root))
-        found, source, notes, last, walls = {}, {}, [], None, []
+        found, source, notes, last, walls, pretrain = {}, {}, [], None, [], {}
         for c in cells:
             st = states[c]
             if st.status == "mismatch":
@@ -325,6 +326,7 @@ def merge_roots(states: dict[Cell, CellState], roots: list[str],
                 notes.append(f"{c.root}: {st.note}")
             for m, e in st.methods.items():
                 found[m], source[m] = e, c.root
+            pretrain.update(st.pretrain)
             if st.results is not None:
                 last = st.results
                 walls.append(f"{c.root}: {_wall(st.results)}")
@@ -342,7 +344,8 @@ def merge_roots(states: dict[Cell, CellState], roots: list[str],
                                        if r != main] + [f"the rest from {main}"]))
         elif status != "done" and found:
             notes.insert(0, f"{len(have)}/{len(methods)} methods over the roots")
-        merged[Cell(*key, joined)] = CellState(status, found, last, "; ".join(notes), walls)
+        merged[Cell(*key, joined)] = CellState(status, found, last, "; ".join(notes), walls,
+                                               pretrain)
     return merged
 
 
@@ -351,6 +354,32 @@ def values(states: dict, selection: str, backbone: str, method: str, metric: str
     return {c.seed: st.methods[method]["average"][metric] for c, st in states.items()
             if c.selection == selection and c.backbone == backbone and method in st.methods
             and st.status != "mismatch"}
+
+
+def pretraining_table(states: dict, selections: list[str], backbones: list[str]) -> list[str]:
+    """Each backbone's pre-trainings (with and without the temporal prompt): the validation
+    Recall@K of the best epoch, and best epoch / epochs run per seed, so a backbone's own
+    training can be judged apart from the methods built on it."""
+    lines = ["### Pre-trainings", "",
+             f"Best validation Recall@{K} of each pre-training (mean ± sd over seeds, (n)), and "
+             "its best epoch / epochs run per seed. `graphpro`: with the temporal prompt (GraphPro "
+             "and -PT/-GT/-IU start there); `lightgcn`: without it (the other methods but `full`, "
+             "which trains from scratch).", "",
+             f"| selection | backbone | pre-training | Recall@{K} | best / run per seed |",
+             "|---|---|---|---|---|"]
+    for s in selections:
+        for b in backbones:
+            for kind in ("graphpro", "lightgcn"):
+                got = sorted((c.seed, st.pretrain[kind]) for c, st in states.items()
+                             if (c.selection, c.backbone) == (s, b) and st.status != "mismatch"
+                             and kind in st.pretrain)
+                if not got:
+                    continue
+                vals = [p["select"][METRICS[0]] for _, p in got]
+                epochs = ", ".join(f"{p['best_epoch']}/{p['epochs_run']} (s{seed})"
+                                   for seed, p in got)
+                lines.append(f"| {s} | {b} | {kind} | {_cell_text(vals)} | {epochs} |")
+    return lines + [""]
 
 
 def markdown(states: dict, args, methods: list[str], backbones: list[str]) -> str:
@@ -405,6 +434,7 @@ def markdown(states: dict, args, methods: list[str], backbones: list[str]) -> st
                                 "n/a" if r["p"] is None else f"{r['p']:.3g}"]
                     lines.append(f"| {b} | {m} | {r['n']} | " + " | ".join(row) + " |")
             lines.append("")
+    lines += pretraining_table(states, selections, backbones)
     lines += ["### Cells", "",
               "Wall time (s, from results.json): the sum of the phases (pre-trainings and every "
               "method's stages), and the last process (a resumed run's covers only its own part).",
