@@ -291,6 +291,9 @@ def test_report_tables_significance_and_cells(tmp_path, capsys):
                  {"graphpro": (0.02, 0.01), "finetune": (0.018, 0.009)}, backbone="sgl")
     # found under ROOT but written with another seed than its folder says: never counted
     fake_results(root / "honest" / "lightgcn-s9", 9, {"graphpro": (0.9, 0.9)}, record_seed=1)
+    # a good cell of a seed outside --seeds: listed, not counted
+    fake_results(root / "honest" / "lightgcn-s7", 7, {"graphpro": (0.5, 0.5),
+                                                      "finetune": (0.5, 0.5)})
     out, png = tmp_path / "frag.md", tmp_path / "curves.png"
     assert t2.main(["report", "--root", str(root), "--backbones", "lightgcn,sgl", "--methods",
                     "graphpro,finetune", "--out", str(out), "--plot", str(png)]) == 0
@@ -314,11 +317,12 @@ def test_report_tables_significance_and_cells(tmp_path, capsys):
     assert "| honest/lightgcn-s2023 | done | 2/2 | 60.0 (process 65.0) |" in md
     assert "| honest/sgl-s2024 | missing | 0/2 | – |" in md
     assert "| reference/lightgcn-s2025 | missing | 0/2 | – |" in md
-    assert "| honest/lightgcn-s9 | mismatch, outside --seeds: results.json has seed 1 " \
-        "(want 9)" in md
-    assert "0.9000" not in md
-    assert "4 of 13 cells done." in md
-    assert "from 4 cell(s) with results" in md
+    assert "| honest/lightgcn-s9 | mismatch, outside --seeds, not counted: results.json has " \
+        "seed 1 (want 9)" in md
+    assert "| honest/lightgcn-s7 | done, outside --seeds, not counted | 2/2 |" in md
+    assert "0.9000" not in md and "0.5000" not in md
+    assert "4 of 12 cells done." in md
+    assert "from 4 cell(s) with results (of 14 listed below)" in md
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -355,7 +359,7 @@ def test_report_merges_a_cell_over_roots(tmp_path):
     assert f"| honest/lightgcn-s2024 | partial: 2/3 methods over the roots; {c}: mismatch, " \
         "not counted (results.json has seed 1 (want 2024)) | 2/3 |" in md
     assert "1 of 2 cells done." in md
-    assert f"--root {a} --root {b} --root {c}" in md
+    assert f"--root {a} --root {b} --root {c} --seeds 2023,2024" in md
     # each pre-training from wherever it ran
     assert "| honest | lightgcn | graphpro | 0.0300 ± 0.0141 (2) | 3/9 (s2023), 5/11 (s2024) |" \
         in md

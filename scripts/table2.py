@@ -349,6 +349,12 @@ def merge_roots(states: dict[Cell, CellState], roots: list[str],
     return merged
 
 
+def in_seeds(states: dict, seeds: list[int]) -> dict:
+    """The cells that count: those of the seeds asked for (``--seeds``); others are only
+    listed."""
+    return {c: st for c, st in states.items() if c.seed in seeds}
+
+
 def values(states: dict, selection: str, backbone: str, method: str, metric: str) -> dict:
     """seed -> the method's stage-averaged metric, over the cells that count."""
     return {c.seed: st.methods[method]["average"][metric] for c, st in states.items()
@@ -385,13 +391,15 @@ def pretraining_table(states: dict, selections: list[str], backbones: list[str])
 def markdown(states: dict, args, methods: list[str], backbones: list[str]) -> str:
     """The Table 2 fragment: per selection the two tables, the significance tests, the cells."""
     selections = args.selections
+    listed, states = states, in_seeds(states, args.seeds)
     counted = [c for c, st in states.items() if st.methods and st.status != "mismatch"]
     stages = sorted({st.results.get("protocol", {}).get("stages") for c, st in states.items()
                      if c in counted} - {None})
     over = f"the {stages[0]} stages" if len(stages) == 1 else "the stages"
-    roots = " ".join(f"--root {r}" for r in args.roots)
+    roots = " ".join(f"--root {r}" for r in args.roots) + " --seeds " + ",".join(
+        str(x) for x in args.seeds)
     lines = [f"Collected by `python scripts/table2.py report {roots}` from "
-             f"{len(counted)} cell(s) with results (of {len(states)} listed below). Each entry: "
+             f"{len(counted)} cell(s) with results (of {len(listed)} listed below). Each entry: "
              f"the metric averaged over {over} of a run, then mean ± sample standard deviation "
              "(n − 1) over seeds, (n) = seeds with a result; `missing` = no finished run.", ""]
     rules = {"honest": "`--preset amazon --select-on val` (best epoch on a held-out 10% of each "
@@ -440,8 +448,8 @@ def markdown(states: dict, args, methods: list[str], backbones: list[str]) -> st
               "method's stages), and the last process (a resumed run's covers only its own part).",
               "", "| cell | status | methods with results | wall (s) |", "|---|---|---|---|"]
     grid_cells = {c.name for c in grid(args, backbones)}
-    for c, st in states.items():
-        status = st.status + ("" if c.name in grid_cells else ", outside --seeds")
+    for c, st in listed.items():
+        status = st.status + ("" if c.name in grid_cells else ", outside --seeds, not counted")
         status += f": {st.note}" if st.note else ""
         n = sum(m in st.methods for m in methods)
         wall = "; ".join(st.walls or [_wall(st.results)])
@@ -616,7 +624,7 @@ def _report(args, methods, backbones, preset) -> int:
         f.write(markdown(states, args, methods, backbones))
     print(f"table2: wrote {out}")
     path = args.plot or os.path.join(args.root, "recall_per_stage.png")
-    if plot(states, path, args.selections, methods, backbones):
+    if plot(in_seeds(states, args.seeds), path, args.selections, methods, backbones):
         print(f"table2: wrote {path}")
     else:
         print("table2: no plot (no finished cell, or matplotlib missing)")
