@@ -280,3 +280,74 @@ def test_unshardable_backbones_refuse_column_shards(name):
     x = torch.zeros(g.num_nodes, 8)
     with pytest.raises(ValueError, match="column-sharded training is not supported"):
         models.build(name, x, 2, 0.0, shard=Shard(rank=0, world=2, group=None))
+
+
+_TINY = ["--synthetic-users", "100", "--synthetic-items", "60", "--synthetic-snapshots", "3",
+         "--dim", "8", "--epochs", "1", "--stage-epochs", "1", "--threads", "1"]
+
+
+@pytest.mark.parametrize("stage_loss", ["backbone", "bpr"])
+def test_stage_loss_decides_what_the_stages_train(stage_loss, tmp_path, monkeypatch):
+    """Under --stage-loss backbone GraphPro's and finetune's stages train the backbone's loss
+    (the reference's plug-in), under bpr LightGCN's; the prompt baselines train BPR either way;
+    results.json records each method's stage loss and the option."""
+    built = []
+    real = models.build
+
+    def spy(name, *a, **kw):
+        built.append(name)
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(models, "build", spy)
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), "--methods", "graphpro,finetune,gpf", "--backbone",
+                 "mixgcf", "--stage-loss", stage_loss, *_TINY]) == 0
+    res = json.loads((out / "results.json").read_text())
+    want = "mixgcf" if stage_loss == "backbone" else "bpr"
+    assert res["hyperparameters"]["stage_loss"] == stage_loss
+    assert res["methods"]["graphpro"]["loss"] == want
+    assert res["methods"]["finetune"]["loss"] == want
+    assert res["methods"]["gpf"]["loss"] == "bpr"
+    assert all(s["loss"] == want for s in res["methods"]["graphpro"]["stages"])
+    # method by method: its pre-training (the backbone), then its 2 stages
+    st = "mixgcf" if stage_loss == "backbone" else "lightgcn"
+    assert built == ["mixgcf", st, st, "mixgcf", st, st]
+
+
+def test_resume_refuses_another_stage_loss(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["run", "--out", str(out), "--methods", "finetune", "--backbone", "sgl", *_TINY]
+    assert main([*args, "--stage-loss", "bpr"]) == 0
+    assert main([*args, "--resume"]) == 2  # the default is backbone
+    assert "stage_loss" in capsys.readouterr().err
+    assert main([*args, "--stage-loss", "bpr", "--resume"]) == 0
+
+
+def test_stage_loss_of_runs_before_the_option():
+    """Checkpoints and saved models from before --stage-loss trained their stages with BPR;
+    with the LightGCN backbone the option changes nothing, so it is not compared."""
+    from graphpro_ext.graphpro.stages import _result_relevant
+
+    old = {"backbone": "sgl", "seed": 1}
+    assert _result_relevant(old) == _result_relevant({**old, "stage_loss": "bpr"})
+    assert _result_relevant(old) != _result_relevant({**old, "stage_loss": "backbone"})
+    lg = {"backbone": "lightgcn", "seed": 1}
+    assert _result_relevant(lg) == _result_relevant({**lg, "stage_loss": "backbone"})
+
+
+def test_update_of_a_model_saved_before_the_option_keeps_bpr(tmp_path):
+    """`graphpro update` continues a saved model's stages as they ran: a model file written
+    before --stage-loss existed trained them with BPR."""
+    from dataclasses import asdict
+
+    from graphpro_ext.graphpro.stages import RunConfig
+    from graphpro_ext.graphpro.update import _run_config
+
+    proto = asdict(RunConfig(out="x", backbone="sgl"))
+    for k in ("out", "device", "stage_loss"):
+        proto.pop(k)
+    cfg = _run_config({"config": proto, "method": "graphpro"}, str(tmp_path), "finetune", 0.0)
+    assert (cfg.backbone, cfg.stage_loss) == ("sgl", "bpr")
+    proto["stage_loss"] = "backbone"
+    cfg = _run_config({"config": proto, "method": "graphpro"}, str(tmp_path), "finetune", 0.0)
+    assert cfg.stage_loss == "backbone"

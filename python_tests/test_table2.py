@@ -25,7 +25,8 @@ HONEST_BUDGET = {k: PRESET[k] for k in t2.REFERENCE_BUDGET}
 
 def fake_results(out: Path, seed: int, methods: dict, selection: str = "honest",
                  backbone: str = "lightgcn", wall: dict | None = None,
-                 record_seed: int | None = None, pretrain: dict | None = None) -> None:
+                 record_seed: int | None = None, pretrain: dict | None = None,
+                 stage_loss: str | None = None) -> None:
     """A results.json as `graphpro run` writes it: methods = {name: (recall avg, ndcg avg)},
     every one of the 8 stages at its average."""
     budget = t2.REFERENCE_BUDGET if selection == "reference" else HONEST_BUDGET
@@ -35,7 +36,8 @@ def fake_results(out: Path, seed: int, methods: dict, selection: str = "honest",
            "preset": "amazon",
            "protocol": {"select_on": "test" if selection == "reference" else "val",
                         "stages": 8},
-           "hyperparameters": {"seed": seed if record_seed is None else record_seed, **budget},
+           "hyperparameters": {"seed": seed if record_seed is None else record_seed, **budget,
+                               **({"stage_loss": stage_loss} if stage_loss else {})},
            "wall_s": wall or {"this_process": 1.0},
            "methods": {m: {"stages": [{"stage": i, "recall@20": r, "ndcg@20": n}
                                       for i in range(1, 9)],
@@ -174,7 +176,9 @@ class _FakeProcess:
                 fake_results(Path(out), int(cmd[cmd.index("--seed") + 1]),
                              {m: (0.01, 0.005) for m in cmd[cmd.index("--methods") + 1].split(",")},
                              selection="reference" if "test" in cmd else "honest",
-                             backbone=cmd[cmd.index("--backbone") + 1])
+                             backbone=cmd[cmd.index("--backbone") + 1],
+                             stage_loss=cmd[cmd.index("--stage-loss") + 1]
+                             if "--stage-loss" in cmd else None)
         return self.returncode
 
     def terminate(self):
@@ -288,7 +292,8 @@ def test_report_tables_significance_and_cells(tmp_path, capsys):
                      wall={"pretrain-graphpro": 10.0, "graphpro": 20.0, "finetune": 30.0,
                            "this_process": 65.0})
     fake_results(root / "honest" / "sgl-s2023", 2023,
-                 {"graphpro": (0.02, 0.01), "finetune": (0.018, 0.009)}, backbone="sgl")
+                 {"graphpro": (0.02, 0.01), "finetune": (0.018, 0.009)}, backbone="sgl",
+                 stage_loss="backbone")
     # found under ROOT but written with another seed than its folder says: never counted
     fake_results(root / "honest" / "lightgcn-s9", 9, {"graphpro": (0.9, 0.9)}, record_seed=1)
     # a good cell of a seed outside --seeds: listed, not counted
@@ -412,3 +417,30 @@ def test_missing_data_folder_exit_2(tmp_path, capsys):
     p = subprocess.run([sys.executable, str(ROOT / "scripts" / "table2.py"), "plan",
                         "--backbones", "gcn"], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "gcn" in p.stderr
+
+
+def test_stage_loss_is_part_of_a_cell(tmp_path, data, monkeypatch, capsys):
+    """A SGL/SimGCL/MixGCF cell counts only under the --stage-loss it ran with (results.json
+    without the field: BPR, as every run before the option); LightGCN cells count under both;
+    the commands carry the flag for the other backbones only."""
+    root = tmp_path / "t2"
+    fake_results(root / "honest" / "sgl-s1", 1, {"graphpro": (0.02, 0.01)}, backbone="sgl")
+    fake_results(root / "honest" / "lightgcn-s1", 1, {"graphpro": (0.01, 0.005)})
+    args = ["--root", str(root), "--seeds", "1", "--backbones", "lightgcn,sgl", "--methods",
+            "graphpro", "--selections", "honest"]
+    tables = {}
+    for loss in ("backbone", "bpr"):
+        out = tmp_path / f"{loss}.md"
+        assert t2.main(["report", *args, "--stage-loss", loss, "--out", str(out),
+                        "--plot", str(tmp_path / "p.png")]) == 0
+        tables[loss] = out.read_text()
+    assert "| graphpro | 0.0100 (1) | missing |" in tables["backbone"]
+    assert "stage_loss bpr (want backbone)" in tables["backbone"]
+    assert "| graphpro | 0.0100 (1) | 0.0200 (1) |" in tables["bpr"]
+    assert "--stage-loss bpr" in tables["bpr"] and "LightGCN's BPR" in tables["bpr"]
+    capsys.readouterr()
+    assert t2.main(["plan", *args, "--data", str(data), "--seeds", "2"]) == 0
+    cmds = [ln for ln in capsys.readouterr().out.splitlines() if "graphpro run" in ln]
+    sgl = [c for c in cmds if "--backbone sgl" in c]
+    assert sgl and all("--stage-loss backbone" in c for c in sgl)
+    assert all("--stage-loss" not in c for c in cmds if "--backbone lightgcn" in c)

@@ -106,6 +106,7 @@ class Cell:
     backbone: str
     seed: int
     root: str
+    stage_loss: str = "backbone"  # graphpro run --stage-loss (no effect on LightGCN)
 
     @property
     def name(self) -> str:
@@ -132,6 +133,8 @@ def command(cell: Cell, data: str, methods: list[str], python: str = "python",
     cmd = [python, "-m", "graphpro_ext.graphpro", "run", "--data", data, "--preset", "amazon",
            "--methods", ",".join(methods), "--backbone", cell.backbone, "--seed",
            str(cell.seed), "--out", cell.out, *selection_flags(cell.selection)]
+    if cell.backbone != "lightgcn":  # LightGCN's own loss is BPR: the flag would change nothing
+        cmd += ["--stage-loss", cell.stage_loss]
     if threads is not None:
         cmd += ["--threads", str(threads)]
     return cmd + (["--resume"] if os.path.isdir(cell.out) else [])
@@ -147,11 +150,12 @@ def _recorded(res: dict, out: str) -> dict:
            "stage_epochs": hp.get("stage_epochs", st.get("epochs")),
            "patience": hp.get("patience", pre.get("patience")),
            "stage_patience": hp.get("stage_patience", st.get("patience")),
-           "backbone": hp.get("backbone")}
+           "backbone": hp.get("backbone"), "stage_loss": hp.get("stage_loss")}
     if rec["backbone"] is None:  # not among a finished run's hyper-parameters: its config.json
         try:
             with open(os.path.join(out, "ckpt", "config.json")) as f:
-                rec["backbone"] = json.load(f).get("backbone")
+                cfg = json.load(f)
+            rec["backbone"], rec["stage_loss"] = cfg.get("backbone"), cfg.get("stage_loss")
         except (OSError, ValueError):
             pass
     if rec["backbone"] is None and res.get("command"):  # else the command line
@@ -162,6 +166,8 @@ def _recorded(res: dict, out: str) -> dict:
                 rec["backbone"] = words[i + 1]
             elif w.startswith("--backbone="):
                 rec["backbone"] = w.split("=", 1)[1]
+    if rec["stage_loss"] is None and rec["backbone"] is not None:
+        rec["stage_loss"] = "bpr"  # runs before --stage-loss fine-tuned with BPR
     return rec
 
 
@@ -181,6 +187,8 @@ def read_cell(cell: Cell, methods: list[str], preset: dict) -> CellState:
     rec = _recorded(res, cell.out)
     want = {**expected_protocol(cell.selection, preset), "seed": cell.seed,
             "backbone": cell.backbone}
+    if cell.backbone != "lightgcn":
+        want["stage_loss"] = cell.stage_loss
     wrong = [f"{k} {rec[k]} (want {v})" for k, v in want.items()
              if rec.get(k) is not None and rec[k] != v]
     if wrong:
@@ -194,8 +202,8 @@ def read_cell(cell: Cell, methods: list[str], preset: dict) -> CellState:
 
 
 def grid(args, backbones: list[str], root: str | None = None) -> list[Cell]:
-    return [Cell(s, b, seed, root or args.root) for s in args.selections for b in backbones
-            for seed in args.seeds]
+    return [Cell(s, b, seed, root or args.root, args.stage_loss) for s in args.selections
+            for b in backbones for seed in args.seeds]
 
 
 # -- statistics ------------------------------------------------------------------------------
@@ -266,7 +274,8 @@ def paired_t(a: list[float], b: list[float]) -> dict:
 
 # -- the report ------------------------------------------------------------------------------
 
-def discover(root: str, selections: list[str], backbones: list[str]) -> list[Cell]:
+def discover(root: str, selections: list[str], backbones: list[str],
+             stage_loss: str) -> list[Cell]:
     """Cells found under ROOT (seeds outside --seeds included)."""
     found = []
     for s in selections:
@@ -274,7 +283,7 @@ def discover(root: str, selections: list[str], backbones: list[str]) -> list[Cel
         for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
             m = CELL_DIR.fullmatch(name)
             if m and m["backbone"] in backbones:
-                found.append(Cell(s, m["backbone"], int(m["seed"]), root))
+                found.append(Cell(s, m["backbone"], int(m["seed"]), root, stage_loss))
     return found
 
 
@@ -344,8 +353,8 @@ def merge_roots(states: dict[Cell, CellState], roots: list[str],
                                        if r != main] + [f"the rest from {main}"]))
         elif status != "done" and found:
             notes.insert(0, f"{len(have)}/{len(methods)} methods over the roots")
-        merged[Cell(*key, joined)] = CellState(status, found, last, "; ".join(notes), walls,
-                                               pretrain)
+        merged[Cell(*key, joined, cells[0].stage_loss)] = CellState(
+            status, found, last, "; ".join(notes), walls, pretrain)
     return merged
 
 
@@ -397,11 +406,15 @@ def markdown(states: dict, args, methods: list[str], backbones: list[str]) -> st
                      if c in counted} - {None})
     over = f"the {stages[0]} stages" if len(stages) == 1 else "the stages"
     roots = " ".join(f"--root {r}" for r in args.roots) + " --seeds " + ",".join(
-        str(x) for x in args.seeds)
+        str(x) for x in args.seeds) + f" --stage-loss {args.stage_loss}"
+    trains = {"backbone": "the backbone's own loss", "bpr": "LightGCN's BPR"}[args.stage_loss]
     lines = [f"Collected by `python scripts/table2.py report {roots}` from "
              f"{len(counted)} cell(s) with results (of {len(listed)} listed below). Each entry: "
              f"the metric averaged over {over} of a run, then mean ± sample standard deviation "
-             "(n − 1) over seeds, (n) = seeds with a result; `missing` = no finished run.", ""]
+             "(n − 1) over seeds, (n) = seeds with a result; `missing` = no finished run. "
+             f"On the SGL, SimGCL and MixGCF backbones the stages of GraphPro, its ablations "
+             f"and the finetune methods train {trains}; the other baselines train BPR on every "
+             "backbone.", ""]
     rules = {"honest": "`--preset amazon --select-on val` (best epoch on a held-out 10% of each "
                        "snapshot; the preset's epoch caps)",
              "reference": "`--preset amazon --select-on test --epochs 300 --stage-epochs 300 "
@@ -615,7 +628,8 @@ def _report(args, methods, backbones, preset) -> int:
     cells = []
     for root in args.roots:
         cells += [c for c in grid(args, backbones, root)
-                  + discover(root, args.selections, backbones) if c not in cells]
+                  + discover(root, args.selections, backbones, args.stage_loss)
+                  if c not in cells]
     states = merge_roots(collect(cells, methods, preset), args.roots, methods)
     args.root = args.roots[-1]  # where the outputs go by default
     out = args.out or os.path.join(args.root, "table2.md")
@@ -640,6 +654,8 @@ def _names(text: str, known: list[str], what: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from graphpro_ext.graphpro.methods.base import STAGE_LOSSES
+
     p = _Parser(prog="table2", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     for name, helptext in (("plan", "print one command per cell, marking cells done"),
@@ -657,6 +673,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--backbones", default="all", help="all or a,b (graphpro --help)")
         sp.add_argument("--selections", default=",".join(SELECTIONS))
         sp.add_argument("--methods", default="all", help="all or a,b (graphpro --help)")
+        sp.add_argument("--stage-loss", choices=STAGE_LOSSES, default="backbone",
+                        help="what the SGL/SimGCL/MixGCF cells' GraphPro and finetune stages "
+                             "train (graphpro run --stage-loss); cells run with the other are "
+                             "mismatches")
         if name in ("plan", "run"):
             sp.add_argument("--data", default=DEFAULT_DATA, help="the Amazon snapshot folder")
             sp.add_argument("--threads", type=int,

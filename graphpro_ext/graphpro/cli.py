@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .models import MODELS
     from .reorder import RULES as REORDER_RULES
     from .methods import DEFAULT_METHODS
+    from .methods.base import STAGE_LOSSES
     from .stages import METHODS
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -276,7 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{default_methods})")
         sp.add_argument("--backbone", choices=sorted(MODELS), default="lightgcn",
                         help="the backbone every pre-training (and full retraining) "
-                             "trains; stage fine-tuning stays LightGCN's; see graphpro --help")
+                             "trains; see graphpro --help")
+        sp.add_argument("--stage-loss", choices=STAGE_LOSSES, default="backbone",
+                        help="what the stages of GraphPro, its ablations and the finetune "
+                             "methods train: the backbone's own loss (default, as the reference "
+                             "code's plug-in fine-tunes) or LightGCN's BPR; the other baselines "
+                             "train BPR whatever the backbone")
         sp.add_argument("--reorder", choices=REORDER_RULES, default="auto",
                         help="renumber nodes by degree for memory locality, invisibly to "
                              "outputs (auto: from 1M directed pre-training edges; "
@@ -538,7 +544,7 @@ def _cmd_dynamic(args, hp, rd, shard) -> int:
                     drop_seen_test_pairs=args.drop_seen_test_pairs, device=args.device,
                     seed=hp["seed"], pretrain_train=pre_cfg, stage_train=stage_cfg,
                     serve=args.serve, final_test=not args.no_final_test,
-                    backbone=args.backbone, reorder=args.reorder)
+                    backbone=args.backbone, stage_loss=args.stage_loss, reorder=args.reorder)
     t0 = time.perf_counter()
     ids = None
     if mapping is not None:
@@ -570,7 +576,8 @@ def _cmd_dynamic(args, hp, rd, shard) -> int:
                                           "embedding; nodes never seen in training keep their "
                                           "initialisation (plus prompt propagation if they "
                                           "appear in earlier snapshots)"},
-               "hyperparameters": {**hp, "backbone": runner.cfg.backbone},
+               "hyperparameters": {**hp, "backbone": runner.cfg.backbone,
+                                   "stage_loss": runner.cfg.stage_loss},
                "num_users": data.num_users,
                "num_items": data.num_items, "data_fingerprint": runner.fingerprint,
                "device": args.device, "wall_s": wall,

@@ -32,7 +32,7 @@ from .distributed import Shard
 from .errors import ConfigError
 from .methods import DEFAULT_METHODS, METHODS, PRETRAININGS, kind_of
 from .methods import graphpro as _graphpro
-from .methods.base import fresh_model
+from .methods.base import STAGE_LOSSES, fresh_model
 from .methods.graphpro import prompt_rates, sample_prompt
 from .metrics import EvalSet, evaluate, make_eval_set
 from .runtime import derive_seed, maybe_fail, save_atomic
@@ -63,6 +63,8 @@ class RunConfig:
     device: str = "cpu"
     seed: int = 2023
     backbone: str = "lightgcn"  # the pre-training backbone (models.MODELS)
+    # what the stages of GraphPro and finetune train: the backbone's own loss, or BPR (LightGCN)
+    stage_loss: str = "backbone"
     reorder: str = "auto"  # node renumbering (reorder.RULES); the Runner stores the resolved rule
     serve: str | None = None  # the method whose models are saved (None: the first of methods)
     final_test: bool = True  # False: one more stage trains on the newest snapshot, untested
@@ -85,6 +87,9 @@ def _result_relevant(proto: dict) -> dict:
     defaults = {"lr_rule": "none", "warmup_epochs": 0.0, "budget_s": 0.0}
     out.setdefault("backbone", "lightgcn")
     out.setdefault("reorder", "none")
+    out.setdefault("stage_loss", "bpr")  # runs before the option trained their stages with BPR
+    if out["backbone"] == "lightgcn":  # LightGCN's own loss is BPR: the option changes nothing
+        out.pop("stage_loss")
     for phase in ("pretrain_train", "stage_train"):
         cfg = {**defaults, **out.get(phase, {})}
         ignore = {"ckpt_every", "eval_batch"}
@@ -108,6 +113,8 @@ class Runner:
                               "it needs --select-on val")
         if cfg.backbone not in models.MODELS:
             raise ConfigError(f"--backbone {cfg.backbone}: choose from {sorted(models.MODELS)}")
+        if cfg.stage_loss not in STAGE_LOSSES:
+            raise ConfigError(f"--stage-loss {cfg.stage_loss}: choose from {list(STAGE_LOSSES)}")
         if cfg.serve is not None and cfg.serve not in cfg.methods:
             raise ConfigError(f"--serve {cfg.serve}: not among --methods {cfg.methods}")
         unknown = [m for m in cfg.methods if m not in METHODS]
@@ -311,7 +318,8 @@ class Runner:
         with torch.no_grad():
             final = model(st.graph)
         metrics = evaluate(final, self.nu, test, k, cfg.stage_train.eval_batch) if tested else {}
-        res = {"stage": n, "tested": tested, **metrics, "best_epoch": summary["best_epoch"],
+        res = {"stage": n, "tested": tested, **metrics, "loss": model.loss_name,
+               "best_epoch": summary["best_epoch"],
                "epochs_run": summary["epochs_run"], "epoch_train_s": summary["epoch_train_s"],
                "batch_graph": summary["batch_graph"], "select": summary["select"],
                "seen_share": test.seen_share if tested else None,
@@ -381,6 +389,8 @@ class Runner:
                 "average": {f"recall@{k}": float(np.mean([s[f"recall@{k}"] for s in stages])),
                             f"ndcg@{k}": float(np.mean([s[f"ndcg@{k}"] for s in stages]))},
                 "wall_s": float(sum(s["wall_s"] for s in done)),
+                # the stages' training loss (checkpoints from before it was recorded: unknown)
+                "loss": done[0].get("loss"),
             }
             if len(done) > len(stages):
                 methods[m]["untested_stage"] = done[-1]

@@ -63,6 +63,7 @@ def _run_config(rec: dict, out: str, mode: str, budget_s: float) -> RunConfig:
     proto = dict(rec["config"])
     proto.pop("dataset", None)
     proto.pop("data_fingerprint", None)
+    proto.setdefault("stage_loss", "bpr")  # models saved before the option: BPR stages
     known = {f.name for f in dataclasses.fields(RunConfig)}
     tfields = {f.name for f in dataclasses.fields(TrainConfig)}
     for phase in ("pretrain_train", "stage_train"):

@@ -18,7 +18,13 @@ from ..data import Interactions
 from ..train import TrainConfig
 
 __all__ = ["MethodSpec", "Method", "StageStart", "snapshot_start", "new_model",
-           "fresh_model"]
+           "fresh_model", "stage_model", "STAGE_LOSSES"]
+
+# ``--stage-loss``: what the stages of the methods that fine-tune the backbone's own table
+# (kinds graphpro and finetune) train with. ``backbone``: the pre-training backbone's loss (SGL's
+# contrastive term, SimGCL's, MixGCF's synthesised negatives), as the reference code's plug-in
+# runs fine-tune; ``bpr``: LightGCN's BPR whatever the backbone.
+STAGE_LOSSES = ("backbone", "bpr")
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,14 @@ def new_model(spec_model: str, x: torch.Tensor, cfg, time_weight: float, device,
               **kwargs) -> models.Model:
     """A backbone from the registry, starting from ``x``, on ``device``."""
     return models.build(spec_model, x, cfg.layers, time_weight, **kwargs).to(device)
+
+
+def stage_model(spec: MethodSpec, cfg) -> str:
+    """The model a stage of ``spec`` builds: a LightGCN slot trains the backbone's loss under
+    ``--stage-loss backbone``."""
+    if spec.model == "lightgcn" and cfg.stage_loss == "backbone":
+        return cfg.backbone
+    return spec.model
 
 
 def fresh_model(spec_model: str, cfg, num_users: int, num_items: int, time_weight: float,

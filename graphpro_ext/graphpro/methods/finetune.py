@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from .. import backend
-from .base import Method, StageStart, new_model, snapshot_start
+from .base import Method, StageStart, new_model, snapshot_start, stage_model
 
 __all__ = ["Finetune"]
 
@@ -23,8 +23,8 @@ class Finetune(Method):
             with torch.no_grad():
                 x0 = backend.lightgcn(runner.graph(prev, tau), x0, cfg.layers, 0.0, 1.0, 0)
         g, neg_hist = snapshot_start(runner, n)
-        return StageStart(new_model(spec.model, x0, cfg, 0.0, runner.dev, shard=runner.shard),
-                          g, neg_hist, cfg.stage_train, runner.split(n)[0])
+        model = new_model(stage_model(spec, cfg), x0, cfg, 0.0, runner.dev, shard=runner.shard)
+        return StageStart(model, g, neg_hist, cfg.stage_train, runner.split(n)[0])
 
     def tables_kept(self, spec, cfg) -> int:
         return 1

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .. import backend
 from ..data import Interactions
 from ..runtime import derive_seed
-from .base import Method, MethodSpec, StageStart, new_model, snapshot_start
+from .base import Method, MethodSpec, StageStart, new_model, snapshot_start, stage_model
 
 __all__ = ["GraphPro", "prompt_rates", "sample_prompt", "random_gate", "interpolation_weights",
            "interpolate", "start_embeddings", "prompt_embeddings"]
@@ -103,7 +103,7 @@ class GraphPro(Method):
         # -PT: no prompt graph (and no random gate, which only exists to feed it)
         x0 = prompt_embeddings(runner, n, start, spec.random_gate, tw) if spec.prompt else start
         g, neg_hist = snapshot_start(runner, n)
-        model = new_model(spec.model, x0, cfg, tw, runner.dev, gate=spec.gate,
+        model = new_model(stage_model(spec, cfg), x0, cfg, tw, runner.dev, gate=spec.gate,
                           generator=gen, shard=runner.shard)
         return StageStart(model, g, neg_hist, cfg.stage_train, runner.split(n)[0])
 

@@ -101,6 +101,7 @@ class Model(nn.Module):
     """Base class of the backbones: see the module docstring for the contract."""
 
     negatives: int = 1  # negatives drawn per positive; batch_loss gets neg [B] or [B, k]
+    loss_name: str = "bpr"  # what batch_loss trains (recorded per stage in results.json)
 
     @staticmethod
     def init_table(num_users: int, num_items: int, dim: int,

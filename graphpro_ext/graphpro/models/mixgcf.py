@@ -23,6 +23,7 @@ __all__ = ["MixGCF"]
 
 
 class MixGCF(EmbeddingModel):
+    loss_name = "mixgcf"
     negatives = 64  # the candidate pool M
 
     unshardable = "hop mixing ranks candidates by whole-row scores"

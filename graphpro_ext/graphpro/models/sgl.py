@@ -21,6 +21,7 @@ __all__ = ["SGL"]
 
 
 class SGL(EmbeddingModel):
+    loss_name = "sgl"
     ssl_ratio, ssl_temp, ssl_reg = 0.1, 0.2, 0.1
 
     unshardable = "the contrastive loss normalises whole rows"

@@ -35,6 +35,7 @@ def noisy_view(sub, x0, num_layers: int, time_weight: float, keep_prob: float, s
 
 
 class SimGCL(EmbeddingModel):
+    loss_name = "simgcl"
     eps, cl_temp, cl_reg = 0.1, 0.2, 0.5
 
     unshardable = "the contrastive loss normalises whole rows"
