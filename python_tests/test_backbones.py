@@ -288,9 +288,9 @@ _TINY = ["--synthetic-users", "100", "--synthetic-items", "60", "--synthetic-sna
 
 @pytest.mark.parametrize("stage_loss", ["backbone", "bpr"])
 def test_stage_loss_decides_what_the_stages_train(stage_loss, tmp_path, monkeypatch):
-    """Under --stage-loss backbone GraphPro's and finetune's stages train the backbone's loss
-    (the reference's plug-in), under bpr LightGCN's; the prompt baselines train BPR either way;
-    results.json records each method's stage loss and the option."""
+    """Under --stage-loss backbone the stages train the backbone's loss (the reference's
+    plug-in), GPF's included, under bpr LightGCN's; DGCF trains BPR either way; results.json
+    records each method's stage loss and the option."""
     built = []
     real = models.build
 
@@ -300,14 +300,16 @@ def test_stage_loss_decides_what_the_stages_train(stage_loss, tmp_path, monkeypa
 
     monkeypatch.setattr(models, "build", spy)
     out = tmp_path / "run"
-    assert main(["run", "--out", str(out), "--methods", "graphpro,finetune,gpf", "--backbone",
+    assert main(["run", "--out", str(out), "--methods", "graphpro,finetune,gpf,dgcn",
+                 "--backbone",
                  "mixgcf", "--stage-loss", stage_loss, *_TINY]) == 0
     res = json.loads((out / "results.json").read_text())
     want = "mixgcf" if stage_loss == "backbone" else "bpr"
     assert res["hyperparameters"]["stage_loss"] == stage_loss
     assert res["methods"]["graphpro"]["loss"] == want
     assert res["methods"]["finetune"]["loss"] == want
-    assert res["methods"]["gpf"]["loss"] == "bpr"
+    assert res["methods"]["gpf"]["loss"] == want
+    assert res["methods"]["dgcn"]["loss"] == "bpr"
     assert all(s["loss"] == want for s in res["methods"]["graphpro"]["stages"])
     # method by method: its pre-training (the backbone), then its 2 stages
     st = "mixgcf" if stage_loss == "backbone" else "lightgcn"
@@ -351,3 +353,106 @@ def test_update_of_a_model_saved_before_the_option_keeps_bpr(tmp_path):
     proto["stage_loss"] = "backbone"
     cfg = _run_config({"config": proto, "method": "graphpro"}, str(tmp_path), "finetune", 0.0)
     assert cfg.stage_loss == "backbone"
+
+
+# -- baselines trained with a backbone's loss (--stage-loss backbone) --------------------------
+
+def _plain_layerwise():
+    """A layer-by-layer LightGCN through the dynamic baselines' machinery (each layer's update
+    is the identity): with any backbone's loss it must equal that backbone on the same table."""
+    from graphpro_ext.graphpro.methods.evolving import _LayerwiseModel
+
+    class PlainLayerwise(_LayerwiseModel):
+        def update(self, layer, m, nodes):
+            return m
+    return PlainLayerwise
+
+
+def _baseline(kind, g, seed, name, tw):
+    from graphpro_ext.graphpro.methods.prompt import PromptModel
+
+    gen = torch.Generator().manual_seed(seed)
+    x = models.model_class(name).init_table(g.num_users, g.num_items, 8, gen).double()
+    if kind == "layerwise":
+        return models.with_loss(_plain_layerwise(), name)(x, 2, planner=BatchPlanner())
+    return models.with_loss(PromptModel, name)(x, 2, tw, kind, planner=BatchPlanner())
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("kind", ["layerwise", "feature", "readout"])
+@pytest.mark.parametrize("mode", ["full", "subgraph"])
+def test_a_neutral_baseline_with_a_backbone_loss_is_the_backbone(name, kind, mode, seed):
+    """Through the baselines' propagation hooks a backbone's loss is unchanged: identity layer
+    updates (the ROLAND/EvolveGCN path, no time weight) and the prompts at their starting values
+    (GPF's 0, GraphPrompt's 1) give the plain backbone's loss and table gradient."""
+    g = _graph(seed)
+    users, pos, neg = _batch(g, seed, m=min(models.model_class(name).negatives, 8))
+    tw = 0.0 if kind == "layerwise" else 0.5
+    out = []
+    for model in (_model(name, g, seed, tw=tw), _baseline(kind, g, seed, name, tw)):
+        model.x.requires_grad_(True)
+        model.ssl_ratio = 0.0  # SGL's views: no dropout, so the two scopes' masks cannot differ
+        loss = model.batch_loss(g, users, pos, neg, 1.0, seed, 1e-4, mode=mode)
+        loss.backward()
+        out.append((loss.detach(), model.x.grad.clone()))
+    assert type(_baseline(kind, g, seed, name, tw)).loss_name == name
+    torch.testing.assert_close(out[1][0], out[0][0], rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(out[1][1], out[0][1], rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_graphprompt_readout_reaches_the_backbone_loss(name, seed):
+    """GraphPrompt's readout weights enter every embedding a backbone's loss scores: with a
+    non-trivial prompt the loss differs from the plain backbone's and its gradient reaches the
+    prompt; SGL with views equal to the main branch is checked by hand."""
+    g = _graph(seed)
+    users, pos, neg = _batch(g, seed, m=min(models.model_class(name).negatives, 8))
+    model = _baseline("readout", g, seed, name, 0.5)
+    with torch.no_grad():
+        model.prompt.copy_(torch.linspace(-0.5, 0.5, 8, dtype=torch.float64))
+    model.ssl_ratio = 0.0
+    loss = model.batch_loss(g, users, pos, neg, 1.0, seed, 1e-4, mode="full")
+    loss.backward()
+    assert model.prompt.grad is not None and model.prompt.grad.abs().sum() > 0
+    plain = _model(name, g, seed)
+    plain.ssl_ratio = 0.0
+    assert not torch.allclose(loss.detach(), plain.batch_loss(g, users, pos, neg, 1.0, seed,
+                                                              1e-4, mode="full").detach())
+    if name != "sgl":
+        return
+    x, p = model.x.detach(), model.readout_weights().detach()
+    e = backend.lightgcn(g, x, 2, 0.5, 1.0, seed) * p
+    nu = g.num_users
+    u, i, j = e[users], e[nu + pos], e[nu + neg]
+    bpr = -torch.log(1e-10 + torch.sigmoid((u * i).sum(1) - (u * j).sum(1))).mean()
+    ego = torch.cat([x[users], x[nu + pos], x[nu + neg]])
+    l2 = 1e-4 * 0.5 * ego.pow(2).sum() / users.numel()
+    uu, ii = torch.unique(users), nu + torch.unique(pos)
+    ssl = info_nce(e[uu], e[uu], 0.2) + info_nce(e[ii], e[ii], 0.2)
+    torch.testing.assert_close(loss.detach(), bpr + l2 + 0.1 * ssl, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("variant", ["roland", "evolvegcn-h"])
+def test_dynamic_baselines_train_their_weights_under_a_backbone_loss(name, variant, seed):
+    from graphpro_ext.graphpro.methods.evolving import EvolveGCNModel, RolandModel
+
+    g = _graph(seed)
+    users, pos, neg = _batch(g, seed, m=min(models.model_class(name).negatives, 8))
+    gen = torch.Generator().manual_seed(seed)
+    x = models.xavier_embeddings(g.num_users, g.num_items, 8, gen).double()
+    if variant == "roland":
+        states = torch.randn(2, g.num_nodes, 8, generator=gen).double()
+        model = models.with_loss(RolandModel, name)(x, 2, states, None, gen,
+                                                    planner=BatchPlanner())
+        weights = list(model.cells.parameters())
+    else:
+        eye = torch.eye(8, dtype=torch.float64).expand(2, 8, 8)
+        model = models.with_loss(EvolveGCNModel, name)(x, 2, "h", eye, None, None, gen,
+                                                       planner=BatchPlanner())
+        weights = list(model.grus.parameters()) + [model.score]
+    loss = model.batch_loss(g, users, pos, neg, 0.8, seed, 1e-4, mode="auto")
+    loss.backward()
+    assert torch.isfinite(loss) and model.loss_name == name
+    assert all(w.grad is not None for w in weights)
+    assert sum(float(w.grad.abs().sum()) for w in weights) > 0

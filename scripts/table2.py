@@ -412,9 +412,8 @@ def markdown(states: dict, args, methods: list[str], backbones: list[str]) -> st
              f"{len(counted)} cell(s) with results (of {len(listed)} listed below). Each entry: "
              f"the metric averaged over {over} of a run, then mean ± sample standard deviation "
              "(n − 1) over seeds, (n) = seeds with a result; `missing` = no finished run. "
-             f"On the SGL, SimGCL and MixGCF backbones the stages of GraphPro, its ablations "
-             f"and the finetune methods train {trains}; the other baselines train BPR on every "
-             "backbone.", ""]
+             f"On the SGL, SimGCL and MixGCF backbones the stages of every method but DGCN "
+             f"(BPR on every backbone) train {trains}.", ""]
     rules = {"honest": "`--preset amazon --select-on val` (best epoch on a held-out 10% of each "
                        "snapshot; the preset's epoch caps)",
              "reference": "`--preset amazon --select-on test --epochs 300 --stage-epochs 300 "
@@ -674,9 +673,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--selections", default=",".join(SELECTIONS))
         sp.add_argument("--methods", default="all", help="all or a,b (graphpro --help)")
         sp.add_argument("--stage-loss", choices=STAGE_LOSSES, default="backbone",
-                        help="what the SGL/SimGCL/MixGCF cells' GraphPro and finetune stages "
-                             "train (graphpro run --stage-loss); cells run with the other are "
-                             "mismatches")
+                        help="what the SGL/SimGCL/MixGCF cells' stages train (graphpro run "
+                             "--stage-loss); cells run with the other are mismatches")
         if name in ("plan", "run"):
             sp.add_argument("--data", default=DEFAULT_DATA, help="the Amazon snapshot folder")
             sp.add_argument("--threads", type=int,

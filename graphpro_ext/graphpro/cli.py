@@ -279,10 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the backbone every pre-training (and full retraining) "
                              "trains; see graphpro --help")
         sp.add_argument("--stage-loss", choices=STAGE_LOSSES, default="backbone",
-                        help="what the stages of GraphPro, its ablations and the finetune "
-                             "methods train: the backbone's own loss (default, as the reference "
-                             "code's plug-in fine-tunes) or LightGCN's BPR; the other baselines "
-                             "train BPR whatever the backbone")
+                        help="what the stages train: the backbone's own loss (default, as the "
+                             "reference code's plug-in fine-tunes; DGCN keeps BPR) or LightGCN's "
+                             "BPR")
         sp.add_argument("--reorder", choices=REORDER_RULES, default="auto",
                         help="renumber nodes by degree for memory locality, invisibly to "
                              "outputs (auto: from 1M directed pre-training edges; "

@@ -18,12 +18,11 @@ from ..data import Interactions
 from ..train import TrainConfig
 
 __all__ = ["MethodSpec", "Method", "StageStart", "snapshot_start", "new_model",
-           "fresh_model", "stage_model", "STAGE_LOSSES"]
+           "fresh_model", "stage_model", "stage_class", "STAGE_LOSSES"]
 
-# ``--stage-loss``: what the stages of the methods that fine-tune the backbone's own table
-# (kinds graphpro and finetune) train with. ``backbone``: the pre-training backbone's loss (SGL's
-# contrastive term, SimGCL's, MixGCF's synthesised negatives), as the reference code's plug-in
-# runs fine-tune; ``bpr``: LightGCN's BPR whatever the backbone.
+# ``--stage-loss``: what the stages train with. ``backbone``: the pre-training backbone's loss
+# (SGL's contrastive term, SimGCL's, MixGCF's synthesised negatives), as the reference code's
+# plug-in runs fine-tune; ``bpr``: LightGCN's BPR whatever the backbone.
 STAGE_LOSSES = ("backbone", "bpr")
 
 
@@ -92,6 +91,12 @@ def stage_model(spec: MethodSpec, cfg) -> str:
     if spec.model == "lightgcn" and cfg.stage_loss == "backbone":
         return cfg.backbone
     return spec.model
+
+
+def stage_class(base: type[models.Model], cfg) -> type[models.Model]:
+    """A baseline's model class for its stages: under ``--stage-loss backbone`` it trains the
+    backbone's loss over its own propagation (``models.with_loss``)."""
+    return models.with_loss(base, cfg.backbone) if cfg.stage_loss == "backbone" else base
 
 
 def fresh_model(spec_model: str, cfg, num_users: int, num_items: int, time_weight: float,

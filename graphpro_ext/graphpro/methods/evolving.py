@@ -21,7 +21,7 @@ from torch import nn
 
 from .. import backend
 from ..models import EmbeddingModel
-from .base import Method, StageStart, snapshot_start
+from .base import Method, StageStart, snapshot_start, stage_class
 
 __all__ = ["Evolving", "RolandModel", "EvolveGCNModel", "MatGRU"]
 
@@ -62,11 +62,12 @@ class _LayerwiseModel(EmbeddingModel):
     def update(self, layer: int, m: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _layers(self, sub, x0, keep_prob, seed, nodes):
+    def _layers(self, sub, x0, keep_prob, seed, nodes, perturb=None):
         """[x0, h_1, ..., h_L] over ``sub`` (rows: global ids ``nodes``). Rows without edges in
         ``sub`` (a subgraph batch's edge-less rows; the compact graph has none) get zero layers,
         so their output is their ego row, as in full mode and evaluation, which leave them out
-        of the graph: ROLAND's GRUs would otherwise update them from zero messages."""
+        of the graph: ROLAND's GRUs would otherwise update them from zero messages.
+        ``perturb`` (a backbone's, e.g. SimGCL's noise) replaces each layer's output."""
         self.prepare()
         has_edges = (sub.rowptr[1:] > sub.rowptr[:-1]).unsqueeze(1)  # no host sync
         h, outs = x0, [x0]
@@ -74,8 +75,17 @@ class _LayerwiseModel(EmbeddingModel):
             m = backend.layers(sub, h, 1, 0.0, keep_prob, seed)[1]
             h = self.update(layer, m, nodes)
             h = torch.where(has_edges, h, torch.zeros_like(h))
+            if perturb is not None:
+                h = perturb(h)
             outs.append(h)
         return outs
+
+    # the loss hooks (``EmbeddingModel``): every loss propagates through the evolving layers
+    def layer_outputs(self, sub, x0, keep_prob, seed, perturb=None):
+        return self._layers(sub, x0, keep_prob, seed, self.scope_nodes, perturb)
+
+    def propagate(self, sub, x0, keep_prob, seed):
+        return sum(self.layer_outputs(sub, x0, keep_prob, seed))
 
     def forward(self, graph, keep_prob: float = 1.0, seed: int = 0):
         cg = self.planner.compact(graph)
@@ -83,17 +93,6 @@ class _LayerwiseModel(EmbeddingModel):
         h = sum(self._layers(cg.sub, e[cg.glob], keep_prob, seed, cg.glob))
         return e.index_copy(0, cg.glob, h)
 
-    def batch_loss(self, graph, users, pos, neg, keep_prob: float, seed: int,
-                   weight_decay: float, mode: str = "auto") -> torch.Tensor:
-        from ..models.base import bpr_loss, split3
-
-        rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg])
-        b = users.numel()
-        (e,), ego = self.rows_through(
-            graph, rows, mode,
-            lambda sub, x0: (sum(self._layers(sub, x0, keep_prob, seed, self.scope_nodes)),),
-            lambda ego0: (ego0,))
-        return bpr_loss(*split3(e, b), ego, weight_decay)
 
 
 class RolandModel(_LayerwiseModel):
@@ -184,16 +183,16 @@ class Evolving(Method):
                     states = torch.stack(backend.layers(gp, x_pre, cfg.layers, 0.0)[1:])
             else:
                 states = prev["states"]
-            model = RolandModel(x0, cfg.layers, states, None if prev is None else prev["cells"],
-                                gen, shard=runner.shard)
+            model = stage_class(RolandModel, cfg)(
+                x0, cfg.layers, states, None if prev is None else prev["cells"], gen,
+                shard=runner.shard)
         else:
             d = x0.shape[1]
             w = (prev["weights"] if prev is not None else
                  torch.eye(d, dtype=x0.dtype).expand(cfg.layers, d, d).to(dev))
-            model = EvolveGCNModel(x0, cfg.layers, spec.variant[-1], w,
-                                   None if prev is None else prev["cell"],
-                                   None if prev is None else prev["score"], gen,
-                                   shard=runner.shard)
+            model = stage_class(EvolveGCNModel, cfg)(
+                x0, cfg.layers, spec.variant[-1], w, None if prev is None else prev["cell"],
+                None if prev is None else prev["score"], gen, shard=runner.shard)
         return StageStart(model.to(dev), g, neg_hist, cfg.stage_train, runner.split(n)[0])
 
     def tables_kept(self, spec, cfg) -> int:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..models import EmbeddingModel
-from .base import Method, StageStart, snapshot_start
+from .base import Method, StageStart, snapshot_start, stage_class
 
 __all__ = ["Prompt", "PromptModel"]
 
@@ -50,17 +50,10 @@ class PromptModel(EmbeddingModel):
         return x + self.prompt if self.style == "feature" else x
 
     def forward(self, graph, keep_prob: float = 1.0, seed: int = 0):
-        e = super().forward(graph, keep_prob, seed)
+        return self.readout(super().forward(graph, keep_prob, seed))
+
+    def readout(self, e: torch.Tensor) -> torch.Tensor:
         return e * self.readout_weights() if self.style == "readout" else e
-
-    def batch_loss(self, graph, users, pos, neg, keep_prob: float, seed: int,
-                   weight_decay: float, mode: str = "auto") -> torch.Tensor:
-        if self.style == "feature":
-            return super().batch_loss(graph, users, pos, neg, keep_prob, seed, weight_decay, mode)
-        from ..models.base import bpr_loss, split3
-
-        e, ego = self.batch_rows(graph, users, pos, neg, keep_prob, seed, mode)
-        return bpr_loss(*split3(e * self.readout_weights(), users.numel()), ego, weight_decay)
 
     def input_transform(self) -> dict | None:
         p = self.prompt if self.style == "feature" else self.readout_weights()
@@ -71,6 +64,7 @@ class Prompt(Method):
     def start(self, runner, name, spec, n, pretrained, gen) -> StageStart:
         cfg = runner.cfg
         g, neg_hist = snapshot_start(runner, n)
-        model = PromptModel(pretrained[spec.pretrain]["x"].to(runner.dev), cfg.layers, 0.0,
-                            spec.prompt_style, shard=runner.shard).to(runner.dev)
+        model = stage_class(PromptModel, cfg)(
+            pretrained[spec.pretrain]["x"].to(runner.dev), cfg.layers, 0.0, spec.prompt_style,
+            shard=runner.shard).to(runner.dev)
         return StageStart(model, g, neg_hist, cfg.stage_train, runner.split(n)[0])

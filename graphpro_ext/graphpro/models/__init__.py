@@ -9,8 +9,8 @@ from .mixgcf import MixGCF
 from .sgl import SGL
 from .simgcl import SimGCL
 
-__all__ = ["MODELS", "DESCRIPTIONS", "Model", "build", "model_class", "EmbeddingModel", "bpr_loss",
-           "xavier_embeddings"]
+__all__ = ["MODELS", "DESCRIPTIONS", "Model", "build", "model_class", "with_loss",
+           "EmbeddingModel", "bpr_loss", "xavier_embeddings"]
 
 MODELS: dict[str, type[Model]] = {
     "lightgcn": EmbeddingModel,  # LightGCN, plus GraphPro's temporal prompt and gate
@@ -37,3 +37,14 @@ def model_class(name: str) -> type[Model]:
 def build(name: str, x, *args, **kwargs) -> Model:
     """``MODELS[name](x, *args, **kwargs)``: a model starting from the table ``x``."""
     return model_class(name)(x, *args, **kwargs)
+
+
+def with_loss(base: type[Model], backbone: str) -> type[Model]:
+    """``base`` (a baseline's ``EmbeddingModel`` subclass, which may override the propagation
+    hooks ``propagate``, ``layer_outputs`` and ``readout``) trained with ``backbone``'s loss: the
+    backbone's ``batch_loss`` runs over the baseline's hooks, everything else is the
+    baseline's. LightGCN's loss is the baselines' own."""
+    loss = model_class(backbone)
+    if loss is EmbeddingModel or issubclass(base, loss):
+        return base
+    return type(f"{loss.__name__}{base.__name__}", (loss, base), {})

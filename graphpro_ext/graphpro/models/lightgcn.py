@@ -112,6 +112,31 @@ class EmbeddingModel(Model):
             for p, v in ((self.gate_w, state["w"]), (self.gate_b, state["b"])):
                 p.copy_(self.shard.local(v.to(p)) if self.shard.sharded else v.to(p))
 
+    # The propagation hooks every loss goes through (BPR here, the backbones' losses in their
+    # modules): a baseline that computes its layers differently overrides these, and then
+    # trains any backbone's loss unchanged (``models.with_loss``).
+    def propagate(self, sub: TemporalGraph, x0: torch.Tensor, keep_prob: float,
+                  seed: int) -> torch.Tensor:
+        """Final embeddings (sum of layers 0..L) of ``sub``'s rows from ``x0``."""
+        return backend.lightgcn(sub, x0, self.num_layers, self.time_weight, keep_prob, seed)
+
+    def layer_outputs(self, sub: TemporalGraph, x0: torch.Tensor, keep_prob: float, seed: int,
+                      perturb=None) -> list[torch.Tensor]:
+        """``[x0, h_1, ..., h_L]`` over ``sub``; ``perturb(h)`` (SimGCL's noise), when given,
+        replaces every layer's output before the next layer reads it."""
+        if perturb is None:
+            return list(backend.layers(sub, x0, self.num_layers, self.time_weight, keep_prob,
+                                       seed))
+        h, outs = x0, [x0]
+        for _ in range(self.num_layers):
+            h = perturb(backend.layers(sub, h, 1, self.time_weight, keep_prob, seed)[1])
+            outs.append(h)
+        return outs
+
+    def readout(self, e: torch.Tensor) -> torch.Tensor:
+        """The last transform of final (or per-layer) embeddings before they score a pair."""
+        return e
+
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         if self.gate_w is None:
             return x
@@ -173,15 +198,13 @@ class EmbeddingModel(Model):
 
     def batch_rows(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
                    mode: str = "auto"):
-        """(final embeddings of the batch's users, positives and negatives [3B, d], their ego
-        rows for the L2 term): one ``lightgcn`` over the batch's scope."""
+        """(final embeddings of the batch's users, positives and negatives [3B, d] after the
+        readout, their ego rows for the L2 term): one ``propagate`` over the batch's scope."""
         rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg])
         (e,), ego = self.rows_through(
-            graph, rows, mode,
-            lambda sub, x0: (backend.lightgcn(sub, x0, self.num_layers, self.time_weight,
-                                              keep_prob, seed),),
+            graph, rows, mode, lambda sub, x0: (self.propagate(sub, x0, keep_prob, seed),),
             lambda ego0: (ego0,))
-        return e, ego
+        return self.readout(e), ego
 
     def batch_loss(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
                    weight_decay: float, mode: str = "auto") -> torch.Tensor:

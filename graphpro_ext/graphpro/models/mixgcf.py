@@ -4,8 +4,8 @@ positive (positive mixing: ``a_l e_pos^l + (1 - a_l) e_cand^l``, a_l ~ U(0, 1) p
 layer); hop mixing then keeps, per layer, the mixed candidate scoring highest against the user's
 layer-l embedding, and the synthesised negative is the mean over layers of the kept ones. Users
 and positives are pooled the same way (mean of layers 0..L) for the BPR loss. The layers come
-from the fused ``temporal_propagate`` one layer at a time (``backend.layers``), gathered only at
-the batch's rows.
+from the model's ``layer_outputs`` (the fused ``temporal_propagate``, ``backend.layers``),
+gathered only at the batch's rows.
 
 Published defaults: M = 64 candidates, mean pooling (the MixGCF code's Gowalla/Yelp2018 runs).
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 
-from .. import backend
 from ..runtime import derive_seed
 from .base import EgoRows, bpr_loss
 from .lightgcn import EmbeddingModel
@@ -34,11 +33,13 @@ class MixGCF(EmbeddingModel):
             neg = neg.unsqueeze(1)
         b, m = users.numel(), neg.shape[1]
         rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg.reshape(-1)])
-        pick, nl, ego = self.scope_through(
+        picked, nl, ego = self.scope_through(
             graph, rows, mode,
-            lambda sub, x0: tuple(backend.layers(sub, x0, self.num_layers, self.time_weight,
-                                                 keep_prob, seed)),
+            lambda sub, x0: tuple(self.layer_outputs(sub, x0, keep_prob, seed)),
             lambda g: (g,) + tuple(torch.zeros_like(g) for _ in range(self.num_layers)))
+
+        def pick(k, at):  # every layer's rows as they score (a baseline's readout applied)
+            return self.readout(picked(k, at))
         # Hop mixing without the [B, M, L+1, d] mixed tensor (most of a batch's time when it was
         # built): a mixed candidate scores a * s_pos + (1 - a) * s_cand with a < 1 shared by the
         # pool, so the hardest is the candidate with the highest s_cand, found from [B, M]

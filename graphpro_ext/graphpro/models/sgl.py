@@ -1,7 +1,8 @@
 """SGL-ED (Wu et al., SIGIR 2021): LightGCN plus a contrastive loss between two edge-dropout
-views of the graph. The views are the fused ``lightgcn`` op with its keyed edge dropout (two
-seeds derived from the batch's), so no view is ever materialised as an edge list; InfoNCE runs on
-the batch's distinct users and distinct positive items, with in-batch negatives.
+views of the graph. The views are the model's ``propagate`` (the fused ``lightgcn`` op) with its
+keyed edge dropout (two seeds derived from the batch's), so no view is ever materialised as an
+edge list; InfoNCE runs on the batch's distinct users and distinct positive items, with in-batch
+negatives.
 
 Published defaults (the SGL code's): view edge-drop ratio 0.1, temperature 0.2, weight 0.1. One
 difference: SGL draws the two views once per epoch, here once per batch (the ops key the dropout
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import torch
 
-from .. import backend
 from ..runtime import derive_seed
 from .base import batch_info_nce, bpr_loss, split3
 from .lightgcn import EmbeddingModel
@@ -33,10 +33,11 @@ class SGL(EmbeddingModel):
         seeds = [derive_seed(seed, "sgl-view", v) for v in (1, 2)]
 
         def propagate(sub, x0):
-            return tuple(backend.lightgcn(sub, x0, self.num_layers, self.time_weight, kp, s)
+            return tuple(self.readout(self.propagate(sub, x0, kp, s))
                          for kp, s in ((keep_prob, seed), (keep_view, seeds[0]),
                                        (keep_view, seeds[1])))
 
-        (e, v1, v2), ego = self.rows_through(graph, rows, mode, propagate, lambda g: (g, g, g))
+        (e, v1, v2), ego = self.rows_through(graph, rows, mode, propagate,
+                                             lambda g: (self.readout(g),) * 3)
         loss = bpr_loss(*split3(e, b), ego, weight_decay)
         return loss + self.ssl_reg * batch_info_nce(v1, v2, users, pos, self.ssl_temp)

@@ -1,9 +1,9 @@
 """SimGCL (Yu et al., SIGIR 2022): LightGCN plus a contrastive loss between two views made by
 adding small random noise to every layer's output, no graph augmentation. Each view propagates
-layer by layer with the fused ``temporal_propagate`` (``backend.layers``) and adds
+layer by layer (the model's ``layer_outputs``: the fused ``temporal_propagate``) and adds
 ``sign(h) * eps * normalize(u)``, u ~ U(0, 1), per layer; the view's readout is the mean of layers
-1..L (SimGCL leaves out layer 0). The recommendation loss uses the clean encoder (the fused
-``lightgcn`` op, the same readout as LightGCN's, which evaluation ranks with).
+1..L (SimGCL leaves out layer 0). The recommendation loss uses the clean encoder (``propagate``:
+the fused ``lightgcn`` op, the same readout as LightGCN's, which evaluation ranks with).
 
 Published defaults: eps 0.1, temperature 0.2, weight 0.5 (the SimGCL paper's Yelp2018 setting).
 """
@@ -18,18 +18,27 @@ from ..runtime import derive_seed
 from .base import batch_info_nce, bpr_loss, split3
 from .lightgcn import EmbeddingModel
 
-__all__ = ["SimGCL", "noisy_view"]
+__all__ = ["SimGCL", "noisy_view", "eps_noise"]
+
+
+def eps_noise(eps: float, view_seed: int, device):
+    """SimGCL's perturbation of a layer's output: ``h + sign(h) * eps * normalize(U(0,1))``,
+    drawn layer after layer from one generator per view."""
+    gen = torch.Generator(device=device).manual_seed(view_seed)
+
+    def perturb(h: torch.Tensor) -> torch.Tensor:
+        noise = torch.rand(h.shape, generator=gen, device=h.device, dtype=h.dtype)
+        return h + torch.sign(h) * F.normalize(noise, dim=1) * eps
+    return perturb
 
 
 def noisy_view(sub, x0, num_layers: int, time_weight: float, keep_prob: float, seed: int,
                eps: float, view_seed: int) -> torch.Tensor:
-    """Mean of layers 1..L with ``sign(h) * eps * normalize(U(0,1))`` added to every layer."""
-    gen = torch.Generator(device=x0.device).manual_seed(view_seed)
-    h, acc = x0, 0
+    """Mean of layers 1..L with ``sign(h) * eps * normalize(U(0,1))`` added to every layer (the
+    view of a plain LightGCN; ``SimGCL`` builds it through the model's ``layer_outputs``)."""
+    perturb, h, acc = eps_noise(eps, view_seed, x0.device), x0, 0
     for _ in range(num_layers):
-        h = backend.layers(sub, h, 1, time_weight, keep_prob, seed)[1]
-        noise = torch.rand(h.shape, generator=gen, device=h.device, dtype=h.dtype)
-        h = h + torch.sign(h) * F.normalize(noise, dim=1) * eps
+        h = perturb(backend.layers(sub, h, 1, time_weight, keep_prob, seed)[1])
         acc = acc + h
     return acc / max(num_layers, 1)
 
@@ -45,15 +54,17 @@ class SimGCL(EmbeddingModel):
         rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg])
         b = users.numel()
 
+        def view(sub, x0, v):
+            outs = self.layer_outputs(sub, x0, keep_prob, seed, eps_noise(
+                self.eps, derive_seed(seed, "simgcl-view", v), x0.device))
+            return self.readout(sum(outs[1:]) / max(self.num_layers, 1))
+
         def propagate(sub, x0):
-            views = tuple(noisy_view(sub, x0, self.num_layers, self.time_weight, keep_prob, seed,
-                                     self.eps, derive_seed(seed, "simgcl-view", v))
-                          for v in (1, 2))
-            return (backend.lightgcn(sub, x0, self.num_layers, self.time_weight, keep_prob,
-                                     seed),) + views
+            return (self.readout(self.propagate(sub, x0, keep_prob, seed)), view(sub, x0, 1),
+                    view(sub, x0, 2))
 
         (e, v1, v2), ego = self.rows_through(graph, rows, mode, propagate,
-                                             lambda g: (g, torch.zeros_like(g),
+                                             lambda g: (self.readout(g), torch.zeros_like(g),
                                                         torch.zeros_like(g)))
         loss = bpr_loss(*split3(e, b), ego, weight_decay)
         return loss + self.cl_reg * batch_info_nce(v1, v2, users, pos, self.cl_temp)
