@@ -112,14 +112,20 @@ def test_sgl_loss_by_hand(seed):
     views = [x.index_copy(0, cg.glob, backend.lightgcn(cg.sub, x[cg.glob], 2, 0.5, 0.9,
                                                        derive_seed(seed, "sgl-view", v)))
              for v in (1, 2)]
-    nu = g.num_users
-    u, i, j = full[users], full[nu + pos], full[nu + neg]
+    want = _sgl_by_hand(full, views, x, users, pos, neg, g.num_users)
+    torch.testing.assert_close(loss.detach(), want, rtol=1e-9, atol=1e-12)
+
+
+def _sgl_by_hand(final, views, x, users, pos, neg, nu):
+    """SGL's loss from the final embeddings, the two views and the ego table (wd 1e-4, the
+    published temperature 0.2 and weight 0.1)."""
+    u, i, j = final[users], final[nu + pos], final[nu + neg]
     bpr = -torch.log(1e-10 + torch.sigmoid((u * i).sum(1) - (u * j).sum(1))).mean()
     ego = torch.cat([x[users], x[nu + pos], x[nu + neg]])
     l2 = 1e-4 * 0.5 * ego.pow(2).sum() / users.numel()
     uu, ii = torch.unique(users), nu + torch.unique(pos)
     ssl = info_nce(views[0][uu], views[1][uu], 0.2) + info_nce(views[0][ii], views[1][ii], 0.2)
-    torch.testing.assert_close(loss.detach(), bpr + l2 + 0.1 * ssl, rtol=1e-9, atol=1e-12)
+    return bpr + l2 + 0.1 * ssl
 
 
 def test_simgcl_views_add_eps_noise_per_layer(seed):
@@ -233,9 +239,8 @@ def test_backbone_end_to_end_and_deterministic(name, tmp_path):
     assert cfg["backbone"] == name
 
 
-def test_full_retraining_trains_the_backbone(tmp_path, monkeypatch):
-    """Full retraining is pre-training repeated: under --backbone it retrains that backbone
-    (its Table 2 column), and results.json records the backbone."""
+def _spy_on_builds(monkeypatch) -> list[str]:
+    """The names ``models.build`` is called with, in order."""
     built = []
     real = models.build
 
@@ -244,6 +249,13 @@ def test_full_retraining_trains_the_backbone(tmp_path, monkeypatch):
         return real(name, *a, **kw)
 
     monkeypatch.setattr(models, "build", spy)
+    return built
+
+
+def test_full_retraining_trains_the_backbone(tmp_path, monkeypatch):
+    """Full retraining is pre-training repeated: under --backbone it retrains that backbone
+    (its Table 2 column), and results.json records the backbone."""
+    built = _spy_on_builds(monkeypatch)
     out = tmp_path / "full"
     assert main(["run", "--out", str(out), "--methods", "full", "--backbone", "simgcl",
                  "--synthetic-users", "100", "--synthetic-items", "60", "--synthetic-snapshots",
@@ -291,18 +303,10 @@ def test_stage_loss_decides_what_the_stages_train(stage_loss, tmp_path, monkeypa
     """Under --stage-loss backbone the stages train the backbone's loss (the reference's
     plug-in), GPF's included, under bpr LightGCN's; DGCF trains BPR either way; results.json
     records each method's stage loss and the option."""
-    built = []
-    real = models.build
-
-    def spy(name, *a, **kw):
-        built.append(name)
-        return real(name, *a, **kw)
-
-    monkeypatch.setattr(models, "build", spy)
+    built = _spy_on_builds(monkeypatch)
     out = tmp_path / "run"
     assert main(["run", "--out", str(out), "--methods", "graphpro,finetune,gpf,dgcn",
-                 "--backbone",
-                 "mixgcf", "--stage-loss", stage_loss, *_TINY]) == 0
+                 "--backbone", "mixgcf", "--stage-loss", stage_loss, *_TINY]) == 0
     res = json.loads((out / "results.json").read_text())
     want = "mixgcf" if stage_loss == "backbone" else "bpr"
     assert res["hyperparameters"]["stage_loss"] == stage_loss
@@ -422,14 +426,8 @@ def test_graphprompt_readout_reaches_the_backbone_loss(name, seed):
         return
     x, p = model.x.detach(), model.readout_weights().detach()
     e = backend.lightgcn(g, x, 2, 0.5, 1.0, seed) * p
-    nu = g.num_users
-    u, i, j = e[users], e[nu + pos], e[nu + neg]
-    bpr = -torch.log(1e-10 + torch.sigmoid((u * i).sum(1) - (u * j).sum(1))).mean()
-    ego = torch.cat([x[users], x[nu + pos], x[nu + neg]])
-    l2 = 1e-4 * 0.5 * ego.pow(2).sum() / users.numel()
-    uu, ii = torch.unique(users), nu + torch.unique(pos)
-    ssl = info_nce(e[uu], e[uu], 0.2) + info_nce(e[ii], e[ii], 0.2)
-    torch.testing.assert_close(loss.detach(), bpr + l2 + 0.1 * ssl, rtol=1e-9, atol=1e-12)
+    want = _sgl_by_hand(e, (e, e), x, users, pos, neg, g.num_users)
+    torch.testing.assert_close(loss.detach(), want, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", BACKBONES)
