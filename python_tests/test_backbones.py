@@ -315,6 +315,10 @@ def test_stage_loss_decides_what_the_stages_train(stage_loss, tmp_path, monkeypa
     assert res["methods"]["gpf"]["loss"] == want
     assert res["methods"]["dgcn"]["loss"] == "bpr"
     assert all(s["loss"] == want for s in res["methods"]["graphpro"]["stages"])
+    assert main(["report", "--out", str(out)]) == 0  # rebuilt from the checkpoints: the same
+    rebuilt = json.loads((out / "results.json").read_text())["methods"]
+    assert {m: v["loss"] for m, v in rebuilt.items()} == \
+        {m: v["loss"] for m, v in res["methods"].items()}
     # method by method: its pre-training (the backbone), then its 2 stages
     st = "mixgcf" if stage_loss == "backbone" else "lightgcn"
     assert built == ["mixgcf", st, st, "mixgcf", st, st]

@@ -134,7 +134,8 @@ def collect_checkpoints(out: str, k: int = 20) -> dict:
         done = [s["stage"] for s in stages] == list(range(1, total + 1))
         entry = {"stages": stages, "wall_s": float(sum(s["wall_s"] for s in stages)),
                  "average": {f"recall@{k}": None, f"ndcg@{k}": None},
-                 "stages_done": len(stages), "complete": done}
+                 "stages_done": len(stages), "complete": done,
+                 "loss": stages[0].get("loss")}  # as `graphpro run` records it
         if done:  # an average over some stages only would not compare with the others
             entry["average"] = {
                 f"recall@{k}": float(np.mean([s[f"recall@{k}"] for s in stages])),
