@@ -94,7 +94,6 @@ class _LayerwiseModel(EmbeddingModel):
         return e.index_copy(0, cg.glob, h)
 
 
-
 class RolandModel(_LayerwiseModel):
     def __init__(self, x, num_layers, states: torch.Tensor, cells: dict | None,
                  gen: torch.Generator, **kwargs):

@@ -17,7 +17,20 @@ from .. import distributed as dist_cols
 from ..planning import DEFAULT, BatchPlanner
 from .base import EgoRows, Model, bpr_loss, split3
 
-__all__ = ["EmbeddingModel"]
+__all__ = ["EmbeddingModel", "perturbed_layers"]
+
+
+def perturbed_layers(sub: TemporalGraph, x0: torch.Tensor, num_layers: int, time_weight: float,
+                     keep_prob: float, seed: int, perturb=None) -> list[torch.Tensor]:
+    """``[x0, h_1, ..., h_L]`` of the temporal operator over ``sub`` (the fused op in one call
+    without ``perturb``; with it, one layer at a time, ``perturb(h)`` feeding the next)."""
+    if perturb is None:
+        return list(backend.layers(sub, x0, num_layers, time_weight, keep_prob, seed))
+    h, outs = x0, [x0]
+    for _ in range(num_layers):
+        h = perturb(backend.layers(sub, h, 1, time_weight, keep_prob, seed)[1])
+        outs.append(h)
+    return outs
 
 
 class _GatherRows(torch.autograd.Function):
@@ -124,14 +137,8 @@ class EmbeddingModel(Model):
                       perturb=None) -> list[torch.Tensor]:
         """``[x0, h_1, ..., h_L]`` over ``sub``; ``perturb(h)`` (SimGCL's noise), when given,
         replaces every layer's output before the next layer reads it."""
-        if perturb is None:
-            return list(backend.layers(sub, x0, self.num_layers, self.time_weight, keep_prob,
-                                       seed))
-        h, outs = x0, [x0]
-        for _ in range(self.num_layers):
-            h = perturb(backend.layers(sub, h, 1, self.time_weight, keep_prob, seed)[1])
-            outs.append(h)
-        return outs
+        return perturbed_layers(sub, x0, self.num_layers, self.time_weight, keep_prob, seed,
+                                perturb)
 
     def readout(self, e: torch.Tensor) -> torch.Tensor:
         """The last transform of final (or per-layer) embeddings before they score a pair."""

@@ -13,10 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .. import backend
 from ..runtime import derive_seed
 from .base import batch_info_nce, bpr_loss, split3
-from .lightgcn import EmbeddingModel
+from .lightgcn import EmbeddingModel, perturbed_layers
 
 __all__ = ["SimGCL", "noisy_view", "eps_noise"]
 
@@ -36,11 +35,9 @@ def noisy_view(sub, x0, num_layers: int, time_weight: float, keep_prob: float, s
                eps: float, view_seed: int) -> torch.Tensor:
     """Mean of layers 1..L with ``sign(h) * eps * normalize(U(0,1))`` added to every layer (the
     view of a plain LightGCN; ``SimGCL`` builds it through the model's ``layer_outputs``)."""
-    perturb, h, acc = eps_noise(eps, view_seed, x0.device), x0, 0
-    for _ in range(num_layers):
-        h = perturb(backend.layers(sub, h, 1, time_weight, keep_prob, seed)[1])
-        acc = acc + h
-    return acc / max(num_layers, 1)
+    outs = perturbed_layers(sub, x0, num_layers, time_weight, keep_prob, seed,
+                            eps_noise(eps, view_seed, x0.device))
+    return sum(outs[1:]) / max(num_layers, 1)
 
 
 class SimGCL(EmbeddingModel):
