@@ -155,6 +155,10 @@ def test_resume_after_crashes_matches_uninterrupted(tmp_path):
         assert p.returncode == 75, p.stderr
         if tag == "graphpro/stage1/done":  # continued pre-training from its epoch-2 checkpoint
             assert "[pretrain-graphpro] resumed from" in p.stderr
+            # two epochs (logged as 0 and 1) were done: the log goes on at 2, none repeated
+            assert "2 epoch(s) done, continuing at epoch 2" in p.stderr
+            assert "[pretrain-graphpro] epoch   2" in p.stderr
+            assert "[pretrain-graphpro] epoch   1" not in p.stderr
     p = _cli(["run", "--out", str(out), "--resume", *args])
     assert p.returncode == 0, p.stderr
     assert _metrics(out / "results.json") == _metrics(ref / "results.json")

@@ -155,7 +155,9 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         model.restore(saved["model"])
         opt.load_state_dict(saved["optim"])
         st = saved["state"]
-        log.info(f"[{tag}] resumed from {ckpt_path} after epoch {st['epoch']}")
+        # epochs are logged from 0: name the next one so the log reads on without a gap
+        log.info(f"[{tag}] resumed from {ckpt_path}: {st['epoch']} epoch(s) done, continuing "
+                 f"at epoch {st['epoch']}")
     k = cfg.topk
     bar = tqdm(total=cfg.epochs, initial=st["epoch"], desc=tag, unit="ep", leave=False,
                disable=not sys.stderr.isatty())
