@@ -2,6 +2,7 @@
 without the data, answers in original ids, excludes histories, and an update grows the id maps
 without moving old ids and never leaves LATEST on a partial model."""
 
+import json
 import os
 import shutil
 import signal
@@ -87,6 +88,29 @@ def test_run_saves_a_model_per_stage_and_latest(run):
     # the newest snapshot was only a test set: kept as pending for update
     assert len(rec["pending"]["snapshot_ptr"]) == 2 and rec["metrics"]["recall@20"] >= 0
     assert gp.load(str(run["out"]), 1).stage == 1
+
+
+def test_serve_none_saves_no_model_and_changes_no_result(run, tmp_path, capsys):
+    """Experiment grids (scripts/table2.py) report metrics only: --serve none writes no model
+    file, and the stages' results are those of the run that served graphpro."""
+    out = tmp_path / "grid_cell"
+    assert main(["run", "--data", str(run["data"]), "--out", str(out), "--methods", "graphpro",
+                 "--preset", "synthetic", "--serve", "none", *TINY]) == 0
+    assert not (out / "model").exists() or not os.listdir(out / "model")
+    ours = json.loads((out / "results.json").read_text())["methods"]["graphpro"]
+    served = json.loads((run["out"] / "results.json").read_text())["methods"]["graphpro"]
+    def metrics(stages):
+        return [(st["stage"], st["recall@20"], st["ndcg@20"], st["best_epoch"]) for st in stages]
+    assert ours["stages"] and metrics(ours["stages"]) == metrics(served["stages"])
+    capsys.readouterr()
+    assert main(["recommend", "--run", str(out), "--users", "1"]) == 2
+    assert "no saved model" in capsys.readouterr().err
+    assert main(["run", "--data", str(run["data"]), "--out", str(tmp_path / "bad"), "--methods",
+                 "graphpro", "--preset", "synthetic", "--serve", "finetune", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert "--serve finetune" in last and "'none'" in last
 
 
 def test_recommend_matches_brute_force_and_excludes_history(run):

@@ -131,7 +131,7 @@ def test_plan_commands_and_marking(tmp_path, data, capsys):
         opt = {w: words[i + 1] for i, w in enumerate(words) if w.startswith("--") and
                i + 1 < len(words) and not words[i + 1].startswith("--")}
         assert opt["--data"] == str(data) and opt["--preset"] == "amazon"
-        assert opt["--methods"] == "graphpro,finetune"
+        assert opt["--methods"] == "graphpro,finetune" and opt["--serve"] == "none"
         assert opt["--backbone"] == backbone and opt["--seed"] == seed
         assert opt["--out"] == os.path.join(str(root), sel, cell)
         assert ("--resume" in words) == (root / sel / cell).is_dir()

@@ -132,7 +132,8 @@ def command(cell: Cell, data: str, methods: list[str], python: str = "python",
     """The ``graphpro run`` of one cell (``--resume`` when its folder exists)."""
     cmd = [python, "-m", "graphpro_ext.graphpro", "run", "--data", data, "--preset", "amazon",
            "--methods", ",".join(methods), "--backbone", cell.backbone, "--seed",
-           str(cell.seed), "--out", cell.out, *selection_flags(cell.selection)]
+           str(cell.seed), "--out", cell.out, "--serve", "none",  # a grid reports, serves nothing
+           *selection_flags(cell.selection)]
     if cell.backbone != "lightgcn":  # LightGCN's own loss is BPR: the flag would change nothing
         cmd += ["--stage-loss", cell.stage_loss]
     if threads is not None:

@@ -287,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "outputs (auto: from 1M directed pre-training edges; "
                              "docs/SCALE.md)")
         sp.add_argument("--serve", help="the method whose model is saved per stage in OUT/model "
-                                        "(default: the first of --methods)")
+                                        "(default: the first of --methods; 'none' saves no "
+                                        "model: experiment grids that only report metrics)")
         sp.add_argument("--no-final-test", action="store_true",
                         help="also train a last stage on the newest snapshot (untested), so "
                              "the served model has seen all data")

@@ -41,7 +41,9 @@ from .train import BASE_BATCH, TrainConfig, fit
 
 log = logging.getLogger("graphpro")
 
-__all__ = ["RunConfig", "METHODS", "Runner", "prompt_rates", "sample_prompt"]
+__all__ = ["RunConfig", "METHODS", "NO_SERVE", "Runner", "prompt_rates", "sample_prompt"]
+
+NO_SERVE = "none"  # --serve none: an experiment grid that evaluates and serves nothing
 
 
 @dataclass
@@ -66,7 +68,8 @@ class RunConfig:
     # what the stages of GraphPro and finetune train: the backbone's own loss, or BPR (LightGCN)
     stage_loss: str = "backbone"
     reorder: str = "auto"  # node renumbering (reorder.RULES); the Runner stores the resolved rule
-    serve: str | None = None  # the method whose models are saved (None: the first of methods)
+    # the method whose models are saved (None: the first of methods; "none": no model at all)
+    serve: str | None = None
     final_test: bool = True  # False: one more stage trains on the newest snapshot, untested
     pretrain_train: TrainConfig = field(default_factory=TrainConfig)
     stage_train: TrainConfig = field(default_factory=TrainConfig)
@@ -115,8 +118,9 @@ class Runner:
             raise ConfigError(f"--backbone {cfg.backbone}: choose from {sorted(models.MODELS)}")
         if cfg.stage_loss not in STAGE_LOSSES:
             raise ConfigError(f"--stage-loss {cfg.stage_loss}: choose from {list(STAGE_LOSSES)}")
-        if cfg.serve is not None and cfg.serve not in cfg.methods:
-            raise ConfigError(f"--serve {cfg.serve}: not among --methods {cfg.methods}")
+        if cfg.serve not in (None, NO_SERVE) and cfg.serve not in cfg.methods:
+            raise ConfigError(f"--serve {cfg.serve}: not among --methods {cfg.methods} "
+                              f"(or {NO_SERVE!r} to save no model)")
         unknown = [m for m in cfg.methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
@@ -143,7 +147,7 @@ class Runner:
         self.ckpt = self.layout.root
         self.nu, self.ni = data.num_users, data.num_items
         self.ids = ids
-        self.serve = cfg.serve or cfg.methods[0]
+        self.serve = None if cfg.serve == NO_SERVE else (cfg.serve or cfg.methods[0])
         self._splits: dict[int, tuple[Interactions, Interactions]] = {}
         self._config_checked = False
 
@@ -279,7 +283,8 @@ class Runner:
                       f"pretrain-{kind}", self.layout.pretrain(kind, partial=True), resume=True)
         summary["wall_s"] = time.perf_counter() - t0
         res = {"x": model.table(), "summary": summary, "num_users": self.nu}
-        if METHODS[self.serve].pretrain == kind:  # the served method starts here: model 0
+        # the served method starts here: model 0
+        if self.serve is not None and METHODS[self.serve].pretrain == kind:
             self.save_model(0, self.serve, model, g, [self.data.pretrain], self.data.snapshots,
                             self.data.pretrain, self.cfg.tau_pretrain, None)
         self._shared(save_atomic, res, path)
