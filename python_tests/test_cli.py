@@ -172,6 +172,29 @@ def test_resume_refuses_other_config(tmp_path, capsys):
     assert "different configuration" in err and "Traceback" not in err
 
 
+def test_resume_of_a_run_from_before_auto_share(tmp_path, capsys):
+    """Runs begun before --auto-share existed used 0.5: their config reads as 0.5, so resuming
+    with the new default is refused with the flag to pass, and passing it resumes."""
+    out = tmp_path / "o"
+    assert main(["pretrain", "--out", str(out), *TINY]) == 0
+    cfg_path = out / "ckpt" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    assert cfg["pretrain_train"]["auto_share"] == 0.8
+    for phase in ("pretrain_train", "stage_train"):
+        del cfg[phase]["auto_share"]
+    cfg_path.write_text(json.dumps(cfg))
+    capsys.readouterr()
+    assert main(["run", "--out", str(out), "--resume", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "differs in ['pretrain_train.auto_share', 'stage_train.auto_share']" in err
+    assert "they used --auto-share 0.5: resume with that flag" in err.strip().splitlines()[-1]
+    assert main(["run", "--out", str(out), "--resume", *TINY, "--auto-share", "0.5"]) == 0
+    for bad in ("0", "1.5", "x"):
+        with pytest.raises(SystemExit) as e:
+            main(["run", "--out", str(tmp_path / "b"), *TINY, "--auto-share", bad])
+        assert e.value.code == 2
+
+
 def test_table_input_saves_id_map(tmp_path):
     from graphpro_ext.graphpro.data import synthetic
 

@@ -220,7 +220,7 @@ def test_auto_mode_decides_once_and_reuses_the_first_subgraph(monkeypatch):
     monkeypatch.setattr(backend, "khop_subgraph", lambda *a: calls.append(1) or real(*a))
     u, i, j = torch.tensor([0, 5]), torch.tensor([0, 4]), torch.tensor([10, 12])
     first = m.batch_loss(g, u, i, j, 1.0, 3, 1e-3, mode="auto")
-    assert m.planner.decided(g) == {(6, 2): "subgraph"} and len(calls) == 1
+    assert m.planner.decided(g) == {(6, 2, 0.8): "subgraph"} and len(calls) == 1
     assert not {"_batch_mode", "_compact"} & set(vars(g))  # plans live in the planner
     second = m.batch_loss(g, u, i, j, 1.0, 3, 1e-3, mode="auto")
     assert len(calls) == 2  # decided: one extraction per batch from now on
@@ -228,6 +228,31 @@ def test_auto_mode_decides_once_and_reuses_the_first_subgraph(monkeypatch):
     full = m.batch_loss(g, u, i, j, 1.0, 3, 1e-3, mode="full")
     assert first.item() == second.item() == explicit.item()
     assert torch.allclose(first, full, rtol=1e-12)
+
+
+def test_auto_share_threshold_decides_per_share():
+    """A batch whose 2-hop subgraph reaches 65% of the nodes with edges: ``auto`` (share 0.8)
+    takes the subgraph, ``auto:0.5`` (how runs before --auto-share decided) the whole graph,
+    each decision cached under its own share; malformed modes are refused."""
+    from graphpro_ext.graph import TemporalGraph
+    from graphpro_ext.graphpro.planning import auto_mode
+
+    n = 40  # 20 components: users 2k and 2k+1 and item 2k
+    users = torch.arange(n)
+    items = torch.where(users % 2 == 0, users, users - 1)
+    g = TemporalGraph.from_interactions(users, items, torch.arange(n, dtype=torch.float64) * 3600,
+                                        n, n)
+    m = EmbeddingModel(torch.randn(2 * n, 8, dtype=torch.float64), 2, 0.5).double()
+    comp = torch.arange(13) * 2  # 13 of the 20 components: 39 of 60 nodes with edges
+    u, i, j = comp, comp, comp
+    losses = {mode: m.batch_loss(g, u, i, j, 1.0, 3, 1e-3, mode=mode)
+              for mode in ("auto", auto_mode(0.5), "subgraph", "full")}
+    assert m.planner.decided(g) == {(39, 2, 0.8): "subgraph", (39, 2, 0.5): "full"}
+    assert losses["auto"].item() == losses["subgraph"].item()
+    assert losses[auto_mode(0.5)].item() == losses["full"].item()
+    for bad in ("auto:0", "auto:1.5", "auto:x", "full:0.5", "sub"):
+        with pytest.raises(ValueError):
+            m.batch_loss(g, u, i, j, 1.0, 3, 1e-3, mode=bad)
 
 
 @pytest.mark.parametrize("mode", ["subgraph", "full"])

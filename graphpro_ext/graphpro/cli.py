@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from .errors import ConfigError, GraphproError, RunDirError, shorten
+from .planning import AUTO_SHARE
 
 __all__ = ["main", "build_parser", "resolve"]
 
@@ -38,8 +39,8 @@ REFERENCE = dict(
     time_weight=0.5, tau_pretrain=1.0, tau_finetune=1.0, window=1, sample_decay=0.05,
     epochs=300, patience=10, stage_epochs=300, stage_patience=10, seed=2023,
     interp_order="reference", select_on="val", val_frac=0.1, pretrain_val_users=3000,
-    ckpt_every=5, eval_batch=2048, topk=20, batch_graph="auto", lr_rule="none",
-    warmup_epochs=1.0,
+    ckpt_every=5, eval_batch=2048, topk=20, batch_graph="auto", auto_share=AUTO_SHARE,
+    lr_rule="none", warmup_epochs=1.0,
 )
 PRESETS = {
     "reference": {},
@@ -227,7 +228,10 @@ def _add_training(p: argparse.ArgumentParser, dynamic: bool) -> None:
     h.add_argument("--batch-graph", choices=["auto", "subgraph", "full"],
                    help="what each training batch propagates over: the exact L-hop subgraph "
                         "around the batch, every node with edges, or auto (default): the "
-                        "subgraph when it holds under half of the nodes with edges")
+                        "subgraph when it holds at most --auto-share of the nodes with edges")
+    h.add_argument("--auto-share", type=_float(0, 1, lo_open=True),
+                   help=f"--batch-graph auto's threshold, in (0, 1] (default {AUTO_SHARE}; "
+                        "runs begun before this flag existed used 0.5: resume them with it)")
     r = p.add_argument_group("run")
     r.add_argument("--out", default="runs/graphpro", help="output folder")
     if dynamic:
@@ -482,7 +486,8 @@ def _train_configs(hp: dict):
     common = dict(batch_size=hp["batch_size"], lr=hp["lr"], weight_decay=hp["weight_decay"],
                   keep_prob=1.0 - hp["edge_dropout"], topk=hp["topk"],
                   eval_batch=hp["eval_batch"], ckpt_every=hp["ckpt_every"], seed=hp["seed"],
-                  batch_graph=hp["batch_graph"], lr_rule=hp["lr_rule"],
+                  batch_graph=hp["batch_graph"], auto_share=hp["auto_share"],
+                  lr_rule=hp["lr_rule"],
                   warmup_epochs=hp["warmup_epochs"])
     return (TrainConfig(epochs=hp["epochs"], patience=hp["patience"], **common),
             TrainConfig(epochs=hp["stage_epochs"], patience=hp["stage_patience"], **common))

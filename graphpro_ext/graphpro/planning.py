@@ -6,7 +6,9 @@ graph is freed) instead of on the graph itself:
 * ``compact(graph)``: the graph restricted to nodes with at least one edge, which full-graph
   batches and evaluation propagate over;
 * ``mode(graph, rows, num_layers, "auto")``: the L-hop subgraph of the batch or the compact
-  graph, decided once per (batch size, layers) from the first batch's subgraph.
+  graph, decided once per (batch size, layers, share) from the first batch's subgraph: the
+  subgraph while it reaches at most ``share`` of the nodes with edges (``auto_mode(share)``;
+  bare ``"auto"`` means ``AUTO_SHARE``).
 
 Models take a planner (``DEFAULT`` unless given one), so that several models over one graph
 share its plans and no model writes attributes onto graphs.
@@ -23,9 +25,33 @@ from graphpro_ext.graph import TemporalGraph
 
 from . import backend
 
-__all__ = ["CompactGraph", "BatchPlanner", "DEFAULT", "compact", "BATCH_MODES"]
+__all__ = ["CompactGraph", "BatchPlanner", "DEFAULT", "compact", "BATCH_MODES", "AUTO_SHARE",
+           "auto_mode"]
 
 BATCH_MODES = ("auto", "subgraph", "full")
+# The subgraph was the faster mode at every Amazon share measured, up to 0.71 (docs/TRAINER.md);
+# graphs a batch reaches nearly whole still want full-graph batches.
+AUTO_SHARE = 0.8
+
+
+def auto_mode(share: float) -> str:
+    """The ``mode`` string of ``auto`` with its own share threshold (``"auto:0.5"``)."""
+    return f"auto:{float(share)!r}"
+
+
+def _parse(requested: str) -> tuple[str, float | None]:
+    kind, _, share = requested.partition(":")
+    if kind not in BATCH_MODES or (share and kind != "auto"):
+        raise ValueError(f"batch graph mode must be auto, subgraph or full, got {requested!r}")
+    if kind != "auto":
+        return kind, None
+    try:
+        value = float(share) if share else AUTO_SHARE
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"auto's share must be in (0, 1], got {requested!r}")
+    return kind, value
 
 
 @dataclass
@@ -58,7 +84,8 @@ def _compact(graph: TemporalGraph) -> CompactGraph:
 class _Plans:
     ref: weakref.ref  # the graph these plans are for
     compact: CompactGraph | None = None
-    modes: dict = field(default_factory=dict)  # (rows per batch, layers) -> "subgraph" | "full"
+    # (rows per batch, layers, share) -> "subgraph" | "full"
+    modes: dict = field(default_factory=dict)
 
 
 class BatchPlanner:
@@ -90,25 +117,25 @@ class BatchPlanner:
 
     def mode(self, graph: TemporalGraph, rows: torch.Tensor, num_layers: int,
              requested: str = "auto"):
-        """("subgraph" or "full", the extracted subgraph or None) for this batch. ``auto``: the
-        subgraph when the first batch of this size on this graph reaches at most half of its
-        nodes with edges (decided once; that first subgraph is handed back so it is not
-        extracted twice)."""
-        if requested not in BATCH_MODES:
-            raise ValueError(f"batch graph mode must be auto, subgraph or full, got {requested!r}")
-        if requested != "auto":
-            return requested, None
+        """("subgraph" or "full", the extracted subgraph or None) for this batch. ``auto``
+        (``auto:SHARE``): the subgraph when the first batch of this size on this graph reaches
+        at most SHARE of its nodes with edges (decided once; that first subgraph is handed back
+        so it is not extracted twice)."""
+        kind, share = _parse(requested)
+        if kind != "auto":
+            return kind, None
         decided = self._for(graph).modes
-        key = (rows.numel(), num_layers)
+        key = (rows.numel(), num_layers, share)
         if key in decided:
             return decided[key], None
         extracted = backend.khop_subgraph(graph, rows, num_layers)
-        small = 2 * extracted[1].numel() <= self.compact(graph).glob.numel()
+        small = extracted[1].numel() <= share * self.compact(graph).glob.numel()
         decided[key] = "subgraph" if small else "full"
         return decided[key], extracted
 
     def decided(self, graph: TemporalGraph) -> dict:
-        """The ``auto`` decisions taken so far for ``graph``: (rows per batch, layers) -> mode."""
+        """The ``auto`` decisions taken so far for ``graph``: (rows per batch, layers, share)
+        -> mode."""
         return dict(self._for(graph).modes)
 
 

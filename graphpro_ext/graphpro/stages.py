@@ -87,7 +87,7 @@ def _result_relevant(proto: dict) -> dict:
     # the served method and an extra untested stage change no result of the other stages
     out = {k: v for k, v in proto.items() if k not in ("methods", "serve", "final_test")}
     # fields added later read as what runs before them did
-    defaults = {"lr_rule": "none", "warmup_epochs": 0.0, "budget_s": 0.0}
+    defaults = {"lr_rule": "none", "warmup_epochs": 0.0, "budget_s": 0.0, "auto_share": 0.5}
     out.setdefault("backbone", "lightgcn")
     out.setdefault("reorder", "none")
     out.setdefault("stage_loss", "bpr")  # runs before the option trained their stages with BPR
@@ -96,9 +96,23 @@ def _result_relevant(proto: dict) -> dict:
     for phase in ("pretrain_train", "stage_train"):
         cfg = {**defaults, **out.get(phase, {})}
         ignore = {"ckpt_every", "eval_batch"}
+        if cfg.get("batch_graph", "auto") != "auto":
+            ignore.add("auto_share")  # a threshold only auto uses
         if cfg.get("batch_size") != "auto" and int(cfg.get("batch_size", 0)) <= BASE_BATCH:
             ignore |= {"lr_rule", "warmup_epochs"}  # they act only above BASE_BATCH
         out[phase] = {k: v for k, v in cfg.items() if k not in ignore}
+    return out
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    """The keys whose values differ, one level into nested dicts (``stage_train.lr``)."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{k}.{j}" for j in sorted(set(a) | set(b)) if a.get(j) != b.get(j)]
+        elif a != b:
+            out.append(k)
     return out
 
 
@@ -227,11 +241,17 @@ class Runner:
                                   "--out, or --overwrite to start afresh")
             old_cmp, new_cmp = _result_relevant(old), _result_relevant(proto)
             if old_cmp != new_cmp:
-                diff = sorted(k for k in set(old_cmp) | set(new_cmp)
-                              if old_cmp.get(k) != new_cmp.get(k))
+                diff = _differences(old_cmp, new_cmp)
+                hint, was = "", []
+                if any(k.endswith(".auto_share") for k in diff):
+                    was = sorted({v for k in diff if k.endswith(".auto_share")
+                                  for v in [old_cmp[k.split(".")[0]].get("auto_share")]
+                                  if isinstance(v, float)})
+                    if len(was) == 1:
+                        hint = f" (they used --auto-share {was[0]}: resume with that flag)"
                 raise ConfigError(f"{path}: checkpoints were written with a different "
-                                 f"configuration (differs in {diff}); use another --out or "
-                                 "run without --resume")
+                                  f"configuration (differs in {diff}){hint}; use another "
+                                  "--out or run without --resume")
         self._shared(self.layout.write_config, proto)
         other = self.layout.other_partials()
         if other and self.shard.rank == 0:

@@ -25,6 +25,7 @@ from .checkpoint import load_checkpoint
 from .errors import TrainingDiverged
 from .metrics import EvalSet, evaluate
 from .models import Model
+from .planning import AUTO_SHARE, auto_mode
 from .runtime import derive_seed, maybe_fail, save_atomic
 
 log = logging.getLogger("graphpro")
@@ -46,6 +47,7 @@ class TrainConfig:
     eval_batch: int = 2048
     ckpt_every: int = 5  # epochs between mid-phase checkpoints (0: never)
     batch_graph: str = "auto"  # per-batch propagation: "auto", "subgraph" (exact L-hop) or "full"
+    auto_share: float = AUTO_SHARE  # "auto": subgraph batches up to this share of the nodes
     seed: int = 2023
     # how lr grows with batch_size beyond BASE_BATCH (scaled_lr); "none" by measurement: the
     # scaled rules lost quality on sparse data (docs/SCALE.md, "Large batches")
@@ -145,6 +147,7 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)  # one pass over [N, d]
     steps_per_epoch = -(-n // bs)
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch)) if bs > BASE_BATCH else 0
+    mode = auto_mode(cfg.auto_share) if cfg.batch_graph == "auto" else cfg.batch_graph
     if cfg.batch_size == "auto" or bs > BASE_BATCH:
         log.info(f"[{tag}] batch size {bs}{' (auto)' if cfg.batch_size == 'auto' else ''}, "
                  f"lr {lr:.3g} ({cfg.lr_rule} rule), warm-up {warmup} steps")
@@ -180,7 +183,7 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
             neg = backend.sample_negatives(neg_rp, neg_items, users, ni, model.negatives, s)
             neg = neg[:, 0] if model.negatives == 1 else neg
             loss = model.batch_loss(graph, users, pos, neg, cfg.keep_prob, s, cfg.weight_decay,
-                                    mode=cfg.batch_graph)
+                                    mode=mode)
             if warmup:
                 step = epoch * steps_per_epoch + b
                 for group in opt.param_groups:
