@@ -28,7 +28,7 @@ import torch
 from graphpro_ext.graphpro import backend
 from graphpro_ext.graphpro.data import Interactions, load_snapshot_folder
 from graphpro_ext.graphpro.model import EmbeddingModel, compact, xavier_embeddings
-from graphpro_ext.graphpro.planning import BatchPlanner
+from graphpro_ext.graphpro.planning import AUTO_SHARE, BatchPlanner
 from graphpro_ext.graph import TemporalGraph
 
 
@@ -81,7 +81,7 @@ def main(argv=None):
     picked, ext = BatchPlanner().mode(g, rows0, 3, "auto")
     print(f"--batch-graph auto picks {picked}: the first batch's 3-hop subgraph holds "
           f"{ext[1].numel()} of {cg.glob.numel()} nodes with edges "
-          f"({ext[1].numel() / cg.glob.numel():.0%}; subgraph at most 50%)")
+          f"({ext[1].numel() / cg.glob.numel():.0%}; subgraph at most {AUTO_SHARE:.0%})")
     for mode in ("subgraph", "full"):
         parts = {k: [] for k in ("sample", "forward", "zero_grad+backward", "adam",
                                   "batch")}
