@@ -29,8 +29,8 @@ __all__ = ["CompactGraph", "BatchPlanner", "DEFAULT", "compact", "BATCH_MODES", 
            "auto_mode"]
 
 BATCH_MODES = ("auto", "subgraph", "full")
-# The subgraph was the faster mode at every Amazon share measured, up to 0.71 (docs/TRAINER.md);
-# graphs a batch reaches nearly whole still want full-graph batches.
+# The subgraph was the faster mode on every Amazon graph measured (docs/TRAINER.md); graphs a
+# batch reaches nearly whole still want full-graph batches.
 AUTO_SHARE = 0.8
 
 

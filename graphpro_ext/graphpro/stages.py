@@ -242,13 +242,11 @@ class Runner:
             old_cmp, new_cmp = _result_relevant(old), _result_relevant(proto)
             if old_cmp != new_cmp:
                 diff = _differences(old_cmp, new_cmp)
-                hint, was = "", []
-                if any(k.endswith(".auto_share") for k in diff):
-                    was = sorted({v for k in diff if k.endswith(".auto_share")
-                                  for v in [old_cmp[k.split(".")[0]].get("auto_share")]
-                                  if isinstance(v, float)})
-                    if len(was) == 1:
-                        hint = f" (they used --auto-share {was[0]}: resume with that flag)"
+                # a run from before --auto-share existed: say which flag resumes it
+                was = {old_cmp[k.split(".")[0]].get("auto_share") for k in diff
+                       if k.endswith(".auto_share")}
+                hint = (f" (they used --auto-share {was.pop()}: resume with that flag)"
+                        if len(was) == 1 and None not in was else "")
                 raise ConfigError(f"{path}: checkpoints were written with a different "
                                   f"configuration (differs in {diff}){hint}; use another "
                                   "--out or run without --resume")
