@@ -135,6 +135,7 @@ def test_plan_commands_and_marking(tmp_path, data, capsys):
         assert opt["--backbone"] == backbone and opt["--seed"] == seed
         assert opt["--out"] == os.path.join(str(root), sel, cell)
         assert ("--resume" in words) == (root / sel / cell).is_dir()
+        assert "--auto-share" not in opt  # the trainer's default unless asked
         if sel == "reference":
             assert {k: opt[k] for k in ("--select-on", "--epochs", "--stage-epochs",
                                         "--patience", "--stage-patience")} == \
@@ -142,6 +143,13 @@ def test_plan_commands_and_marking(tmp_path, data, capsys):
                  "--patience": "10", "--stage-patience": "10"}
         else:
             assert opt["--select-on"] == "val" and "--epochs" not in opt
+
+
+def test_auto_share_reaches_every_cell(tmp_path, data, capsys):
+    """Cells begun before --auto-share existed resume with 0.5: plan passes it to each."""
+    assert t2.main(["plan", *_grid(tmp_path / "t2", data), "--auto-share", "0.5"]) == 0
+    cmds = [ln for ln in capsys.readouterr().out.splitlines() if "graphpro run" in ln]
+    assert len(cmds) == 8 and all("--auto-share 0.5" in c for c in cmds)
 
 
 class FakeGraphpro:
@@ -399,6 +407,7 @@ def test_report_of_empty_root_invents_nothing(tmp_path):
     (["run", "--max-cells", "0"], "--max-cells 0"),
     (["run", "--jobs", "0"], "--jobs 0"),
     (["plan", "--threads", "-1"], "--threads -1"),
+    (["run", "--auto-share", "0"], "--auto-share 0.0: in (0, 1]"),
     (["plan", "--nope"], "unrecognized arguments"),
 ])
 def test_bad_arguments_exit_2(argv, message, data, capsys):

@@ -128,7 +128,7 @@ class CellState:
 
 
 def command(cell: Cell, data: str, methods: list[str], python: str = "python",
-            threads: int | None = None) -> list[str]:
+            threads: int | None = None, auto_share: float | None = None) -> list[str]:
     """The ``graphpro run`` of one cell (``--resume`` when its folder exists)."""
     cmd = [python, "-m", "graphpro_ext.graphpro", "run", "--data", data, "--preset", "amazon",
            "--methods", ",".join(methods), "--backbone", cell.backbone, "--seed",
@@ -138,6 +138,8 @@ def command(cell: Cell, data: str, methods: list[str], python: str = "python",
         cmd += ["--stage-loss", cell.stage_loss]
     if threads is not None:
         cmd += ["--threads", str(threads)]
+    if auto_share is not None:  # cells begun before the flag existed resume with 0.5
+        cmd += ["--auto-share", str(auto_share)]
     return cmd + (["--resume"] if os.path.isdir(cell.out) else [])
 
 
@@ -541,7 +543,8 @@ def _plan(args, methods, backbones, preset) -> int:
         st = states[c]
         print(f"# [{st.status}] {c.name}" + (f": {st.note}" if st.note else ""))
         print(("# " if st.status == "done" else "")
-              + shlex.join(command(c, args.data, methods, threads=args.threads)))
+              + shlex.join(command(c, args.data, methods, threads=args.threads,
+                                   auto_share=args.auto_share)))
     return 0
 
 
@@ -591,7 +594,8 @@ def _run(args, methods, backbones, preset) -> int:
                 time.sleep(0.2)
                 continue
             i, c = queue.pop(0)
-            cmd = command(c, args.data, methods, python=sys.executable, threads=args.threads)
+            cmd = command(c, args.data, methods, python=sys.executable, threads=args.threads,
+                          auto_share=args.auto_share)
             print(f"table2: cell {i}/{len(todo)} {c.name}: {shlex.join(cmd)}", flush=True)
             if args.jobs == 1:
                 running.append((c, subprocess.Popen(cmd)))
@@ -680,6 +684,9 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--data", default=DEFAULT_DATA, help="the Amazon snapshot folder")
             sp.add_argument("--threads", type=int,
                             help="torch CPU threads per cell (graphpro run --threads)")
+            sp.add_argument("--auto-share", type=float,
+                            help="graphpro run --auto-share for every cell (cells begun before "
+                                 "the flag existed resume with 0.5)")
         if name == "run":
             sp.add_argument("--max-cells", type=int, help="stop after this many cells")
             sp.add_argument("--jobs", type=int, default=1,
@@ -712,6 +719,9 @@ def main(argv: list[str] | None = None) -> int:
             v = getattr(args, flag, None)
             if v is not None and v < 1:
                 raise UsageError(f"--{flag.replace('_', '-')} {v}: at least 1")
+        share = getattr(args, "auto_share", None)
+        if share is not None and not 0.0 < share <= 1.0:
+            raise UsageError(f"--auto-share {share}: in (0, 1]")
         if args.command in ("plan", "run") and not os.path.isfile(
                 os.path.join(args.data, "fine_tune.txt")):
             raise UsageError(f"--data {args.data}: not a snapshot folder (no fine_tune.txt)")
