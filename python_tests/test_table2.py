@@ -453,3 +453,55 @@ def test_stage_loss_is_part_of_a_cell(tmp_path, data, monkeypatch, capsys):
     sgl = [c for c in cmds if "--backbone sgl" in c]
     assert sgl and all("--stage-loss backbone" in c for c in sgl)
     assert all("--stage-loss" not in c for c in cmds if "--backbone lightgcn" in c)
+
+
+# -- archive --------------------------------------------------------------------------------
+
+def test_archive_copies_finished_cells_and_prunes_only_after(tmp_path, capsys):
+    """Finished cells' results.json land under --to in the layout `report --root` reads;
+    partial cells stay; --prune deletes ckpt/ and model/ of archived cells only; a different
+    results.json at the destination is refused before anything is copied."""
+    root, to = tmp_path / "runs", tmp_path / "docs"
+    done, partial = root / "reference" / "sgl-s1", root / "reference" / "sgl-s2"
+    fake_results(done, 1, {"graphpro": (0.02, 0.01), "finetune": (0.03, 0.02)},
+                 selection="reference", backbone="sgl", stage_loss="backbone")
+    fake_results(partial, 2, {"graphpro": (0.02, 0.01)}, selection="reference", backbone="sgl",
+                 stage_loss="backbone")  # finetune not yet run
+    for cell in (done, partial):
+        for name in ("ckpt", "model", "keep"):
+            (cell / name).mkdir()
+            (cell / name / "x.pt").write_bytes(b"0" * 1000)
+    args = ["--root", str(root), "--to", str(to), "--selections", "reference", "--backbones",
+            "sgl", "--seeds", "1,2,3", "--methods", "graphpro,finetune"]
+
+    assert t2.main(["archive", *args]) == 0  # copy only: nothing pruned without --prune
+    out = capsys.readouterr().out
+    copy = to / "reference" / "sgl-s1" / "results.json"
+    assert copy.read_bytes() == (done / "results.json").read_bytes()
+    assert not (to / "reference" / "sgl-s2").exists() and "skip reference/sgl-s2: partial" in out
+    assert (done / "ckpt").is_dir() and (done / "model").is_dir()
+
+    assert t2.main(["archive", *args, "--prune"]) == 0
+    out = capsys.readouterr().out
+    assert "already archived" in out and "1 finished cell(s) archived" in out
+    assert not (done / "ckpt").exists() and not (done / "model").exists()
+    assert (done / "keep" / "x.pt").exists() and (done / "results.json").exists()
+    assert (partial / "ckpt").is_dir() and (partial / "model").is_dir()
+    # the archive reads as the same finished cell
+    st = t2.read_cell(t2.Cell("reference", "sgl", 1, str(to)), ["graphpro", "finetune"], PRESET)
+    assert st.status == "done"
+
+    # a rerun's different results.json never replaces the archived one, and nothing is pruned
+    fake_results(done, 1, {"graphpro": (0.05, 0.01), "finetune": (0.03, 0.02)},
+                 selection="reference", backbone="sgl", stage_loss="backbone")
+    (done / "ckpt").mkdir()
+    before = copy.read_bytes()
+    assert t2.main(["archive", *args, "--prune"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds other results" in err and err.count("\n") == 1
+    assert copy.read_bytes() == before and (done / "ckpt").is_dir()
+
+    assert t2.main(["archive", "--root", str(root), "--to", str(root)]) == 2
+    assert "the same folder as --root" in capsys.readouterr().err
+    assert t2.main(["archive", "--root", str(root)]) == 2  # --to is required
+    assert "--to" in capsys.readouterr().err

@@ -15,6 +15,7 @@ A cell is (selection, backbone, seed): one ``graphpro run`` of every requested m
     python scripts/table2.py plan   [--data DIR] [--root runs/table2] [filters]
     python scripts/table2.py run    [--data DIR] [--root runs/table2] [filters] [--max-cells N]
     python scripts/table2.py report [--root runs/table2 ...] [filters] [--out F.md] [--plot F.png]
+    python scripts/table2.py archive [--root runs/table2] --to docs/results/X [filters] [--prune]
 
 Filters (to split the grid over machines or sessions): ``--seeds 2023,2024,2025 --backbones
 lightgcn,sgl,simgcl,mixgcf --selections honest,reference --methods all|a,b``.
@@ -29,18 +30,23 @@ says it ran with the cell's selection rule, budget, seed and backbone; nothing i
 ``report`` takes ``--root`` more than once to merge pieces of one cell run in different folders
 (a method rerun later, ``full`` run on another machine): a cell's methods are gathered over the
 roots in the order given, a method found in several is taken from the last, and the cells table
-says which root gave what.
+says which root gave what. ``archive`` copies the finished cells' results.json into another
+folder (the layout ``report --root`` reads) and, with ``--prune``, then deletes their ``ckpt/``
+and ``model/`` (a finished cell keeps about 1 GB of them); it never overwrites a different
+results.json and prunes only after checking that the copy is byte-identical.
 Bad arguments: one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -649,6 +655,72 @@ def _report(args, methods, backbones, preset) -> int:
     return 0
 
 
+def _digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _tree_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(path)
+               for n in names)
+
+
+PRUNABLE = ("ckpt", "model")  # what a finished cell no longer needs once its results are kept
+
+
+def _archive(args, methods, backbones, preset) -> int:
+    """Copy each finished cell's results.json to ``--to`` (same layout); with ``--prune``, then
+    delete the cell's checkpoints and served models, but only once the copy is byte-identical.
+    A different results.json already at the destination is never overwritten."""
+    cells = grid(args, backbones)
+    states = collect(cells, methods, preset)
+    done = [c for c in cells if states[c].status == "done"]
+    for c in cells:
+        if states[c].status in ("partial", "mismatch"):
+            print(f"table2: skip {c.name}: {states[c].status}"
+                  + (f" ({states[c].note})" if states[c].note else ""))
+    clash = []
+    for c in done:
+        dest = os.path.join(args.to, c.selection, f"{c.backbone}-s{c.seed}", "results.json")
+        if os.path.exists(dest) and _digest(dest) != _digest(os.path.join(c.out, "results.json")):
+            clash.append(dest)
+    if clash:  # checked before anything is copied: all or nothing
+        print(f"table2: error: {clash[0]} already holds other results; move it away or archive "
+              "to another --to", file=sys.stderr)
+        return 2
+    freed = 0
+    for c in done:
+        src = os.path.join(c.out, "results.json")
+        dest_dir = os.path.join(args.to, c.selection, f"{c.backbone}-s{c.seed}")
+        dest = os.path.join(dest_dir, "results.json")
+        if os.path.exists(dest):
+            print(f"table2: {c.name}: already archived in {dest}")
+        else:
+            os.makedirs(dest_dir, exist_ok=True)
+            tmp = dest + ".tmp"
+            with open(src, "rb") as f, open(tmp, "wb") as g:
+                g.write(f.read())
+                g.flush()
+                os.fsync(g.fileno())
+            os.replace(tmp, dest)
+            print(f"table2: {c.name}: archived to {dest}")
+        if args.prune:
+            if _digest(dest) != _digest(src):  # a copy that did not land whole keeps the source
+                print(f"table2: error: {dest} differs from {src} after copying; nothing "
+                      "pruned", file=sys.stderr)
+                return 1
+            for name in PRUNABLE:
+                path = os.path.join(c.out, name)
+                if os.path.isdir(path):
+                    size = _tree_bytes(path)
+                    shutil.rmtree(path)
+                    freed += size
+                    print(f"table2: {c.name}: pruned {path} ({size / 1e6:.0f} MB)")
+    print(f"table2: {len(done)} finished cell(s) archived"
+          + (f", {freed / 1e9:.2f} GB freed" if args.prune else ""))
+    return 0
+
+
 def _names(text: str, known: list[str], what: str) -> list[str]:
     names = list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
     bad = [x for x in names if x not in known]
@@ -664,7 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for name, helptext in (("plan", "print one command per cell, marking cells done"),
                            ("run", "run the cells not done, one after another"),
-                           ("report", "write the tables, significance and plot")):
+                           ("report", "write the tables, significance and plot"),
+                           ("archive", "copy finished cells' results.json elsewhere; --prune "
+                                       "then deletes their checkpoints and models")):
         sp = sub.add_parser(name, help=helptext)
         if name == "report":
             sp.add_argument("--root", dest="roots", action="append",
@@ -691,6 +765,13 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--max-cells", type=int, help="stop after this many cells")
             sp.add_argument("--jobs", type=int, default=1,
                             help="cells run side by side (each logs to OUT/table2-run.log)")
+        if name == "archive":
+            sp.add_argument("--to", required=True,
+                            help="folder receiving SELECTION/BACKBONE-sSEED/results.json")
+            sp.add_argument("--prune", action="store_true",
+                            help="after a byte-identical copy, delete the cell's "
+                                 + " and ".join(f"{n}/" for n in PRUNABLE)
+                                 + " (the cell can no longer be resumed)")
         if name == "report":
             sp.add_argument("--out", help="Markdown file (default ROOT/table2.md)")
             sp.add_argument("--plot", help="PNG file (default ROOT/recall_per_stage.png)")
@@ -725,10 +806,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("plan", "run") and not os.path.isfile(
                 os.path.join(args.data, "fine_tune.txt")):
             raise UsageError(f"--data {args.data}: not a snapshot folder (no fine_tune.txt)")
+        if args.command == "archive" and os.path.abspath(args.to) == os.path.abspath(args.root):
+            raise UsageError(f"--to {args.to}: the same folder as --root")
     except UsageError as e:
         print(f"table2: error: {e}", file=sys.stderr)
         return 2
-    return {"plan": _plan, "run": _run, "report": _report}[args.command](
+    return {"plan": _plan, "run": _run, "report": _report, "archive": _archive}[args.command](
         args, methods, backbones, preset)
 
 
