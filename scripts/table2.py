@@ -40,7 +40,6 @@ Bad arguments: one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -51,7 +50,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 K = 20
 METRICS = (f"recall@{K}", f"ndcg@{K}")
@@ -655,9 +654,12 @@ def _report(args, methods, backbones, preset) -> int:
     return 0
 
 
-def _digest(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
 
 
 def _tree_bytes(path: str) -> int:
@@ -665,57 +667,56 @@ def _tree_bytes(path: str) -> int:
                for n in names)
 
 
-PRUNABLE = ("ckpt", "model")  # what a finished cell no longer needs once its results are kept
+def prunable() -> tuple[str, ...]:
+    """What a finished cell no longer needs once its results are kept: the trainer's
+    checkpoint and served-model folders."""
+    from graphpro_ext.graphpro.checkpoint import CKPT_DIR
+    from graphpro_ext.graphpro.serving import MODEL_DIR
+
+    return CKPT_DIR, MODEL_DIR
 
 
 def _archive(args, methods, backbones, preset) -> int:
     """Copy each finished cell's results.json to ``--to`` (same layout); with ``--prune``, then
     delete the cell's checkpoints and served models, but only once the copy is byte-identical.
     A different results.json already at the destination is never overwritten."""
+    from graphpro_ext.graphpro.runtime import write_bytes_atomic
+
     cells = grid(args, backbones)
     states = collect(cells, methods, preset)
-    done = [c for c in cells if states[c].status == "done"]
     for c in cells:
         if states[c].status in ("partial", "mismatch"):
             print(f"table2: skip {c.name}: {states[c].status}"
                   + (f" ({states[c].note})" if states[c].note else ""))
-    clash = []
-    for c in done:
-        dest = os.path.join(args.to, c.selection, f"{c.backbone}-s{c.seed}", "results.json")
-        if os.path.exists(dest) and _digest(dest) != _digest(os.path.join(c.out, "results.json")):
-            clash.append(dest)
+    # (cell, results.json bytes, destination) of each finished cell
+    done = [(c, _read(os.path.join(c.out, "results.json")),
+             os.path.join(replace(c, root=args.to).out, "results.json"))
+            for c in cells if states[c].status == "done"]
+    clash = [dest for _, data, dest in done if _read(dest) not in (None, data)]
     if clash:  # checked before anything is copied: all or nothing
         print(f"table2: error: {clash[0]} already holds other results; move it away or archive "
               "to another --to", file=sys.stderr)
         return 2
     freed = 0
-    for c in done:
-        src = os.path.join(c.out, "results.json")
-        dest_dir = os.path.join(args.to, c.selection, f"{c.backbone}-s{c.seed}")
-        dest = os.path.join(dest_dir, "results.json")
-        if os.path.exists(dest):
+    for c, data, dest in done:
+        if _read(dest) == data:
             print(f"table2: {c.name}: already archived in {dest}")
         else:
-            os.makedirs(dest_dir, exist_ok=True)
-            tmp = dest + ".tmp"
-            with open(src, "rb") as f, open(tmp, "wb") as g:
-                g.write(f.read())
-                g.flush()
-                os.fsync(g.fileno())
-            os.replace(tmp, dest)
+            write_bytes_atomic(data, dest)
             print(f"table2: {c.name}: archived to {dest}")
-        if args.prune:
-            if _digest(dest) != _digest(src):  # a copy that did not land whole keeps the source
-                print(f"table2: error: {dest} differs from {src} after copying; nothing "
-                      "pruned", file=sys.stderr)
-                return 1
-            for name in PRUNABLE:
-                path = os.path.join(c.out, name)
-                if os.path.isdir(path):
-                    size = _tree_bytes(path)
-                    shutil.rmtree(path)
-                    freed += size
-                    print(f"table2: {c.name}: pruned {path} ({size / 1e6:.0f} MB)")
+        if not args.prune:
+            continue
+        if _read(dest) != data:  # a copy that did not land whole keeps the source
+            print(f"table2: error: {dest} differs from {c.out}/results.json after copying; "
+                  "nothing pruned", file=sys.stderr)
+            return 1
+        for name in prunable():
+            path = os.path.join(c.out, name)
+            if os.path.isdir(path):
+                size = _tree_bytes(path)
+                shutil.rmtree(path)
+                freed += size
+                print(f"table2: {c.name}: pruned {path} ({size / 1e6:.0f} MB)")
     print(f"table2: {len(done)} finished cell(s) archived"
           + (f", {freed / 1e9:.2f} GB freed" if args.prune else ""))
     return 0
@@ -770,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="folder receiving SELECTION/BACKBONE-sSEED/results.json")
             sp.add_argument("--prune", action="store_true",
                             help="after a byte-identical copy, delete the cell's "
-                                 + " and ".join(f"{n}/" for n in PRUNABLE)
+                                 + " and ".join(f"{n}/" for n in prunable())
                                  + " (the cell can no longer be resumed)")
         if name == "report":
             sp.add_argument("--out", help="Markdown file (default ROOT/table2.md)")
