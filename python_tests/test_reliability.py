@@ -247,6 +247,59 @@ def test_nan_and_garbage_checkpoints_are_refused(tmp_path, capsys):
         assert "pretrain_graphpro.pt: unreadable checkpoint" in _err_line(capsys)
 
 
+def test_time_based_checkpoint_and_wall_time_across_resumes(tmp_path, monkeypatch):
+    """--ckpt-minutes saves after the epoch that ends that long after the last save, even with
+    --ckpt-every 0; a resumed phase reports the earlier processes' time too."""
+    from graphpro_ext.graph import TemporalGraph
+    from graphpro_ext.graphpro import models
+    from graphpro_ext.graphpro import train as T
+    from graphpro_ext.graphpro.metrics import make_eval_set
+
+    rng = np.random.default_rng(0)
+    u, i = rng.integers(0, 60, 3000), rng.integers(0, 40, 3000)
+    g = TemporalGraph.from_interactions(u, i, np.zeros(3000), 60, 40, tau_hours=1.0)
+    es = make_eval_set(u[:200], i[:200], u, i, 60)
+
+    def run(cfg, path, resume=False):
+        x = models.model_class("lightgcn").init_table(60, 40, 8, torch.Generator().manual_seed(0))
+        return T.fit(models.build("lightgcn", x, 2, 0.0), g, g.user_history(), es, cfg, "t",
+                     str(path), resume=resume)
+
+    clock = [0.0]  # a fake clock that only each epoch's evaluation moves, by 100 s
+    evaluate = T.evaluate_model
+    def slow_eval(*a, **k):
+        clock[0] += 100.0
+        return evaluate(*a, **k)
+    monkeypatch.setattr(T, "evaluate_model", slow_eval)
+    monkeypatch.setattr(T.time, "perf_counter", lambda: clock[0])
+    base = dict(epochs=4, patience=10, batch_size=1024, ckpt_every=0)
+    never = tmp_path / "never.pt"
+    run(T.TrainConfig(**base, ckpt_minutes=0.0), never)
+    assert not never.exists()  # neither rule asks for a checkpoint
+    saved = []
+    orig = T.save_atomic
+    monkeypatch.setattr(T, "save_atomic", lambda obj, p: (saved.append(obj["state"]["epoch"]),
+                                                         orig(obj, p)))
+    timed = tmp_path / "timed.pt"
+    s = run(T.TrainConfig(**base, ckpt_minutes=5.0), timed)
+    assert saved == [3] and s["resumed_s"] == 0.0  # 300 s after the start; epoch 4: 100 s
+    clock[0], saved[:] = 0.0, []
+    run(T.TrainConfig(**{**base, "ckpt_every": 2}, ckpt_minutes=5.0), tmp_path / "both.pt")
+    assert saved == [2, 4]  # by epochs; the time rule counts from the last save of either
+    # resuming from epoch 3 counts the time the first process spent up to its checkpoint
+    prior = torch.load(timed, weights_only=False)["state"]
+    assert prior["epoch"] == 3 and prior["elapsed_s"] == 300.0
+    s2 = run(T.TrainConfig(**base, ckpt_minutes=5.0), timed, resume=True)
+    assert s2["resumed_s"] == prior["elapsed_s"] and s2["epochs_run"] == 4
+    # a checkpoint from before the field: its epochs' train + eval time stands in
+    del prior["elapsed_s"]
+    ck = torch.load(timed, weights_only=False)
+    ck["state"] = prior
+    torch.save(ck, timed)
+    s3 = run(T.TrainConfig(**base, ckpt_minutes=5.0), timed, resume=True)
+    assert s3["resumed_s"] == pytest.approx(prior["train_s"] + prior["eval_s"])
+
+
 def test_non_finite_loss_stops_training_with_epoch_and_batch():
     from graphpro_ext.graph import TemporalGraph
     from graphpro_ext.graphpro.errors import TrainingDiverged
@@ -337,7 +390,8 @@ def test_far_past_time_in_a_table_gives_a_short_message(tmp_path):
     ["--topk", "0"], ["--tau", "0"], ["--time-weight", "2"], ["--val-frac", "0"],
     ["--val-frac", "1"], ["--edge-dropout", "1.5"], ["--pretrain-span", "abc"],
     ["--device", "tpu"], ["--seed", str(2**63)], ["--max-memory", "lots"],
-    ["--columns", "a,b"], ["--batch-size", "2.5"],
+    ["--columns", "a,b"], ["--batch-size", "2.5"], ["--ckpt-minutes", "-1"],
+    ["--ckpt-minutes", "inf"],
 ])
 def test_bad_flags_one_line_exit_2(tmp_path, capsys, flags):
     with pytest.raises(SystemExit) as e:

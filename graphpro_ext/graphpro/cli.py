@@ -39,8 +39,8 @@ REFERENCE = dict(
     time_weight=0.5, tau_pretrain=1.0, tau_finetune=1.0, window=1, sample_decay=0.05,
     epochs=300, patience=10, stage_epochs=300, stage_patience=10, seed=2023,
     interp_order="reference", select_on="val", val_frac=0.1, pretrain_val_users=3000,
-    ckpt_every=5, eval_batch=2048, topk=20, batch_graph="auto", auto_share=AUTO_SHARE,
-    lr_rule="none", warmup_epochs=1.0,
+    ckpt_every=5, ckpt_minutes=5.0, eval_batch=2048, topk=20, batch_graph="auto",
+    auto_share=AUTO_SHARE, lr_rule="none", warmup_epochs=1.0,
 )
 PRESETS = {
     "reference": {},
@@ -167,6 +167,8 @@ _HYPER = [
     ("seed", _int(0, 2**63 - 1), "seed of every random choice"),
     ("val-frac", _float(0, 1, True, True), "--select-on val: share of the data held out"),
     ("ckpt-every", _int(0), "epochs between mid-phase checkpoints (0: only at phase ends)"),
+    ("ckpt-minutes", _float(0), "also checkpoint after the epoch that ends this many minutes "
+     "after the last checkpoint (0: by --ckpt-every only)"),
     ("eval-batch", POS, "users per evaluation batch"), ("topk", POS, "K of Recall/NDCG@K"),
 ]
 # only the dynamic protocol (run, pretrain, finetune) has these
@@ -486,6 +488,7 @@ def _train_configs(hp: dict):
     common = dict(batch_size=hp["batch_size"], lr=hp["lr"], weight_decay=hp["weight_decay"],
                   keep_prob=1.0 - hp["edge_dropout"], topk=hp["topk"],
                   eval_batch=hp["eval_batch"], ckpt_every=hp["ckpt_every"], seed=hp["seed"],
+                  ckpt_minutes=hp["ckpt_minutes"],
                   batch_graph=hp["batch_graph"], auto_share=hp["auto_share"],
                   lr_rule=hp["lr_rule"],
                   warmup_epochs=hp["warmup_epochs"])

@@ -95,7 +95,7 @@ def _result_relevant(proto: dict) -> dict:
         out.pop("stage_loss")
     for phase in ("pretrain_train", "stage_train"):
         cfg = {**defaults, **out.get(phase, {})}
-        ignore = {"ckpt_every", "eval_batch"}
+        ignore = {"ckpt_every", "ckpt_minutes", "eval_batch"}
         if cfg.get("batch_graph", "auto") != "auto":
             ignore.add("auto_share")  # a threshold only auto uses
         if cfg.get("batch_size") != "auto" and int(cfg.get("batch_size", 0)) <= BASE_BATCH:
@@ -299,7 +299,7 @@ class Runner:
                  f"select on {len(select)} users of snapshot 1")
         summary = fit(model, g, g.user_history(), select, self.cfg.pretrain_train,
                       f"pretrain-{kind}", self.layout.pretrain(kind, partial=True), resume=True)
-        summary["wall_s"] = time.perf_counter() - t0
+        summary["wall_s"] = time.perf_counter() - t0 + summary["resumed_s"]
         res = {"x": model.table(), "summary": summary, "num_users": self.nu}
         # the served method starts here: model 0
         if self.serve is not None and METHODS[self.serve].pretrain == kind:
@@ -346,7 +346,7 @@ class Runner:
                "epochs_run": summary["epochs_run"], "epoch_train_s": summary["epoch_train_s"],
                "batch_graph": summary["batch_graph"], "select": summary["select"],
                "seen_share": test.seen_share if tested else None,
-               "wall_s": time.perf_counter() - t0}
+               "wall_s": time.perf_counter() - t0 + summary["resumed_s"]}
         log.info(f"[{method}/stage{n}] " + (f"test recall@{k} {res[f'recall@{k}']:.4f} "
                                             f"ndcg@{k} {res[f'ndcg@{k}']:.4f}" if tested else
                                             "trained on the newest snapshot (no test)")

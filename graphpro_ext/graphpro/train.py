@@ -46,6 +46,9 @@ class TrainConfig:
     topk: int = 20
     eval_batch: int = 2048
     ckpt_every: int = 5  # epochs between mid-phase checkpoints (0: never)
+    # also checkpoint once this long has passed since the last one, so that long epochs (big
+    # graphs, contrastive backbones) lose at most this much work to a stop (0: epochs only)
+    ckpt_minutes: float = 5.0
     batch_graph: str = "auto"  # per-batch propagation: "auto", "subgraph" (exact L-hop) or "full"
     auto_share: float = AUTO_SHARE  # "auto": subgraph batches up to this share of the nodes
     seed: int = 2023
@@ -161,6 +164,11 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         # epochs are logged from 0: name the next one so the log reads on without a gap
         log.info(f"[{tag}] resumed from {ckpt_path}: {st['epoch']} epoch(s) done, continuing "
                  f"at epoch {st['epoch']}")
+    # time the phase spent in earlier processes, up to their last checkpoint (older
+    # checkpoints lack the field: their epochs' train + eval time is the closest figure)
+    st.setdefault("elapsed_s", st["train_s"] + st["eval_s"])
+    resumed_s = st["elapsed_s"]
+    last_save = time.perf_counter()
     k = cfg.topk
     bar = tqdm(total=cfg.epochs, initial=st["epoch"], desc=tag, unit="ep", leave=False,
                disable=not sys.stderr.isatty())
@@ -218,9 +226,14 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
                  f"train {t1 - t0:.2f}s  eval {t2 - t1:.2f}s"
                  + ("  *" if st["best_epoch"] == epoch else ""))
         bar.update(1)
-        if ckpt_path and cfg.ckpt_every and st["epoch"] % cfg.ckpt_every == 0:
+        now = time.perf_counter()
+        st["elapsed_s"] += now - t0
+        due = ((cfg.ckpt_every and st["epoch"] % cfg.ckpt_every == 0)
+               or (cfg.ckpt_minutes and now - last_save >= 60.0 * cfg.ckpt_minutes))
+        if ckpt_path and due:
             save_atomic({"model": model.checkpoint_state(), "optim": opt.state_dict(), "state": st},
                         ckpt_path)
+            last_save = time.perf_counter()
         maybe_fail(f"{tag}/epoch{epoch + 1}")
     bar.close()
     if st["best_state"] is not None:
@@ -229,5 +242,6 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
             "select": st["best_metrics"], "history": st["history"],
             "batch_graph": "+".join(st.get("batch_modes") or ["auto"]),
             "train_s": st["train_s"], "eval_s": st["eval_s"], "lr": lr, "batch_size": bs,
+            "resumed_s": resumed_s,
             "epoch_train_s": st["train_s"] / max(len(st["history"]), 1),
             "users_without_negatives": skipped_users}

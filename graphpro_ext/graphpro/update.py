@@ -74,7 +74,8 @@ def _run_config(rec: dict, out: str, mode: str, budget_s: float) -> RunConfig:
         cfg.select_on = "val"
     st = cfg.stage_train
     cfg.stage_train = dataclasses.replace(st, epochs=0 if mode == "prompt" else st.epochs,
-                                          budget_s=budget_s, ckpt_every=0)
+                                          budget_s=budget_s, ckpt_every=0,
+                                          ckpt_minutes=0.0)
     return cfg
 
 
