@@ -74,6 +74,9 @@ def _rank_main(rank, world, init_file):
     _close(wl.grad, wf.grad[:, lo:hi], "gate grad W")
     _close(bl.grad, bf.grad[:, lo:hi], "gate grad b")
 
+    # a decision from a local clock is taken by all ranks when any one takes it
+    assert D.any_rank(rank == world - 1, shard) and not D.any_rank(False, shard)
+
     # the interpolative update's row normalisation
     _close(D.row_normalize(x[:, lo:hi], shard), torch.nn.functional.normalize(x, dim=1)[:, lo:hi],
            "row normalize")
@@ -98,6 +101,7 @@ def test_single_shard_is_the_identity():
     from graphpro_ext.graphpro import distributed as D
 
     s = Shard.single()
+    assert D.any_rank(True, s) and not D.any_rank(False, s)
     x = torch.randn(4, 6)
     assert D.all_reduce_sum(x, s) is x and D.all_gather_columns(x, s, 6) is x
     assert torch.equal(D.row_normalize(x, s), torch.nn.functional.normalize(x, dim=1))

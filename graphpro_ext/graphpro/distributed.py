@@ -78,6 +78,16 @@ def init_from_env(device: str = "cpu") -> Shard:
     return Shard(dist.get_rank(), dist.get_world_size())
 
 
+def any_rank(flag: bool, shard: Shard, device="cpu") -> bool:
+    """True on every rank when ``flag`` is true on any: for a decision all ranks must share
+    but each takes from something local (its clock)."""
+    if not shard.sharded:
+        return bool(flag)
+    t = torch.tensor([int(bool(flag))], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=shard.group)
+    return bool(t.item())
+
+
 class _AllReduceSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, shard):

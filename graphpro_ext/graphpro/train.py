@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from . import backend
 from .checkpoint import load_checkpoint
+from .distributed import Shard, any_rank
 from .errors import TrainingDiverged
 from .metrics import EvalSet, evaluate
 from .models import Model
@@ -128,6 +129,7 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
     ``neg_hist`` is the history CSR negatives must avoid. Returns a summary: best epoch, its
     metrics, per-epoch history and the time spent training and evaluating."""
     dev = graph.device
+    shard = getattr(model, "shard", None) or Shard.single()
     nu, ni = graph.num_users, graph.num_items
     rp, cols = graph.user_history()
     rp_cpu = rp.cpu().numpy()
@@ -228,8 +230,9 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         bar.update(1)
         now = time.perf_counter()
         st["elapsed_s"] += now - t0
-        due = ((cfg.ckpt_every and st["epoch"] % cfg.ckpt_every == 0)
-               or (cfg.ckpt_minutes and now - last_save >= 60.0 * cfg.ckpt_minutes))
+        due = bool(cfg.ckpt_every) and st["epoch"] % cfg.ckpt_every == 0
+        if ckpt_path and not due and cfg.ckpt_minutes:  # ranks' clocks differ: any one decides
+            due = any_rank(now - last_save >= 60.0 * cfg.ckpt_minutes, shard, dev)
         if ckpt_path and due:
             save_atomic({"model": model.checkpoint_state(), "optim": opt.state_dict(), "state": st},
                         ckpt_path)
