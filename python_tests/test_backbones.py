@@ -209,6 +209,28 @@ def test_mixgcf_loss_and_gradients_equal_the_materialised_mixing(scope, isolated
     torch.testing.assert_close(model.x.grad, x.grad, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("share_alone", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scope_dots_equal_the_picked_rows_scores(share_alone, dtype, seed):
+    """``BatchScope.dots`` (one sddmm per part, what MixGCF ranks candidates with) equals
+    scoring the rows ``pick`` gathers, when none, half or all of the rows lack edges."""
+    from graphpro_ext.graphpro.models.lightgcn import BatchScope
+
+    gen = torch.Generator().manual_seed(seed)
+    n_rows, g, m, d = 60, 7, 5, 6
+    outs = [torch.randn(20, d, generator=gen, dtype=dtype) for _ in range(3)]
+    lonely = torch.rand(n_rows, generator=gen) < share_alone
+    loc = torch.randint(0, 20, (n_rows,), generator=gen).masked_fill(lonely, -1)
+    fill = [torch.randn(9, d, generator=gen, dtype=dtype) for _ in range(3)]
+    in_alone = torch.randint(0, 9, (n_rows,), generator=gen)
+    scope = (BatchScope(outs, loc, fill, in_alone) if share_alone else BatchScope(outs, loc))
+    at = torch.randint(0, n_rows, (g, m), generator=gen)
+    v = torch.randn(g, d, generator=gen, dtype=dtype)
+    for k in range(3):
+        want = (scope.pick(k, at.reshape(-1)).view(g, m, d) * v[:, None]).sum(-1)
+        torch.testing.assert_close(scope.dots(k, at, v), want)
+
+
 @pytest.mark.parametrize("name", BACKBONES)
 def test_same_seed_same_loss(name, seed):
     g = _graph(seed)

@@ -32,7 +32,7 @@ FUSED = _fused is not None
 
 __all__ = ["FUSED", "FUSED_ERROR", "use", "lightgcn", "layers", "khop_subgraph",
            "sample_negatives",
-           "topk_masked", "backend_name"]
+           "topk_masked", "group_dots", "backend_name"]
 
 
 def use(kind: str) -> None:
@@ -82,6 +82,19 @@ def khop_subgraph(graph, seeds: torch.Tensor, num_hops: int):
     propagation with up to ``num_hops`` layers over it is exact at the seeds."""
     nodes, rp, col, pos = _ops.khop_subgraph(graph.rowptr, graph.col, seeds, num_hops)
     return graph.subgraph(nodes, rp, col, pos), nodes
+
+
+def group_dots(table: torch.Tensor, idx: torch.Tensor, v: torch.Tensor,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``<table[idx[g, j]], v[g]>`` for every (g, j) of ``idx`` [G, M] (where ``mask`` holds, in
+    row-major order, when given): one ``sddmm`` over a CSR whose row g lists its columns, never
+    the [G * M, d] gathered rows. Not differentiable."""
+    counts = (torch.full((idx.shape[0],), idx.shape[1], device=idx.device, dtype=torch.int64)
+              if mask is None else mask.sum(1))
+    rowptr = torch.zeros(idx.shape[0] + 1, device=idx.device, dtype=torch.int64)
+    torch.cumsum(counts, 0, out=rowptr[1:])
+    col = idx.reshape(-1) if mask is None else idx[mask]
+    return _ops.sddmm(rowptr, col, v.detach().contiguous(), table.detach().contiguous())
 
 
 def sample_negatives(hist_rowptr, hist_items, users, num_items: int, k: int, seed: int):

@@ -17,7 +17,7 @@ from .. import distributed as dist_cols
 from ..planning import DEFAULT, BatchPlanner
 from .base import EgoRows, Model, bpr_loss, split3
 
-__all__ = ["EmbeddingModel", "perturbed_layers"]
+__all__ = ["EmbeddingModel", "BatchScope", "perturbed_layers"]
 
 
 def perturbed_layers(sub: TemporalGraph, x0: torch.Tensor, num_layers: int, time_weight: float,
@@ -55,6 +55,42 @@ class _GatherRows(torch.autograd.Function):
                 if g is not None:
                     p.grad.index_add_(0, i, g)
         return (None,) * (1 + len(grads))
+
+
+class BatchScope:
+    """One propagation over a batch's scope, read at the batch rows: ``pick(k, at)`` gives
+    output k at ``rows[at]`` (all rows when None), with gradient; ``dots(k, at, v)`` only the
+    scores of output k at ``rows[at]`` [G, M] against ``v`` [G, d], without gathering the rows.
+    In full mode the rows without edges (``loc`` < 0) read ``fill`` (``isolated``'s outputs) at
+    ``in_alone`` instead."""
+
+    def __init__(self, outs, loc, fill=None, in_alone=None):
+        self.outs, self.loc, self.fill, self.in_alone = outs, loc, fill, in_alone
+
+    def __len__(self) -> int:
+        return len(self.outs)
+
+    def pick(self, k: int, at: torch.Tensor | None = None) -> torch.Tensor:
+        lo = self.loc if at is None else self.loc[at]
+        if self.fill is None:
+            return self.outs[k].index_select(0, lo)
+        # picked row by row (appending the lonely rows to the outputs would copy them whole)
+        out = self.outs[k].index_select(0, lo.clamp_min(0))
+        idx = (lo < 0).nonzero().squeeze(1)
+        if idx.numel():
+            li = self.in_alone.index_select(0, idx if at is None else at.index_select(0, idx))
+            out.index_copy_(0, idx, self.fill[k].index_select(0, li))
+        return out
+
+    def dots(self, k: int, at: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        lo = self.loc[at]
+        if self.fill is None:
+            return backend.group_dots(self.outs[k], lo, v).view(at.shape)
+        mine = lo >= 0
+        out = v.new_empty(at.shape)
+        out[mine] = backend.group_dots(self.outs[k], lo, v, mine)
+        out[~mine] = backend.group_dots(self.fill[k], self.in_alone[at], v, ~mine)
+        return out
 
 
 class EmbeddingModel(Model):
@@ -158,14 +194,13 @@ class EmbeddingModel(Model):
         mode a row without edges takes ``isolated(gated ego rows)``'s entries. Returns (outputs
         at ``rows``, the un-gated ego rows of ``rows``, for the L2 term). The gather's backward
         writes ``x.grad`` in place (``_GatherRows``)."""
-        pick, n_out, ego = self.scope_through(graph, rows, mode, propagate, isolated)
-        return tuple(pick(k) for k in range(n_out)), ego
+        scope, ego = self.scope_through(graph, rows, mode, propagate, isolated)
+        return tuple(scope.pick(k) for k in range(len(scope))), ego
 
     def scope_through(self, graph: TemporalGraph, rows: torch.Tensor, mode: str, propagate,
-                      isolated):
-        """``rows_through`` with the pick left to the loss: (``pick(k, at=None)``: output k at
-        ``rows[at]`` (all rows when None), the number of outputs, the ego rows), for a loss that
-        reads only some of ``rows`` with gradient."""
+                      isolated) -> tuple[BatchScope, EgoRows]:
+        """``rows_through`` with the reading left to the loss: (the ``BatchScope``, the ego
+        rows), for a loss that reads only some of ``rows`` with gradient."""
         mode, extracted = self.planner.mode(graph, rows, self.num_layers, mode)
         ego = EgoRows(self.x, rows, _GatherRows.apply)
         if mode == "subgraph":
@@ -173,9 +208,7 @@ class EmbeddingModel(Model):
             (x_sub,) = _GatherRows.apply(self.x, nodes)
             self.scope_nodes = nodes
             outs = propagate(sub, self.gate(x_sub))
-            loc = torch.searchsorted(nodes, rows)
-            return (lambda k, at=None: outs[k].index_select(0, loc if at is None else loc[at]),
-                    len(outs), ego)
+            return BatchScope(outs, torch.searchsorted(nodes, rows)), ego
         cg = self.planner.compact(graph)
         (x_act,) = _GatherRows.apply(self.x, cg.glob)
         self.scope_nodes = cg.glob
@@ -183,25 +216,12 @@ class EmbeddingModel(Model):
         loc = cg.local[rows]
         lonely = loc < 0
         if not bool(lonely.any()):
-            return (lambda k, at=None: outs[k].index_select(0, loc if at is None else loc[at]),
-                    len(outs), ego)
-        # rows without edges take ``isolated``'s outputs, picked row by row (appending them to
-        # the scope's outputs would copy every output whole)
+            return BatchScope(outs, loc), ego
         alone = torch.unique(rows[lonely])
         (x_alone,) = _GatherRows.apply(self.x, alone)
         fill = isolated(self.gate(x_alone))
         in_alone = torch.searchsorted(alone, rows)  # meaningful at the lonely rows only
-
-        def pick(k, at=None):
-            lo = loc if at is None else loc[at]
-            out = outs[k].index_select(0, lo.clamp_min(0))
-            idx = (lo < 0).nonzero().squeeze(1)
-            if idx.numel():
-                li = in_alone.index_select(0, idx if at is None else at.index_select(0, idx))
-                out.index_copy_(0, idx, fill[k].index_select(0, li))
-            return out
-
-        return pick, len(outs), ego
+        return BatchScope(outs, loc, fill, in_alone), ego
 
     def batch_rows(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
                    mode: str = "auto"):

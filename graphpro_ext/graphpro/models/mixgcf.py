@@ -33,13 +33,16 @@ class MixGCF(EmbeddingModel):
             neg = neg.unsqueeze(1)
         b, m = users.numel(), neg.shape[1]
         rows = torch.cat([users, graph.num_users + pos, graph.num_users + neg.reshape(-1)])
-        picked, nl, ego = self.scope_through(
+        scope, ego = self.scope_through(
             graph, rows, mode,
             lambda sub, x0: tuple(self.layer_outputs(sub, x0, keep_prob, seed)),
             lambda g: (g,) + tuple(torch.zeros_like(g) for _ in range(self.num_layers)))
 
+        nl = len(scope)
+        plain = type(self).readout is EmbeddingModel.readout  # rows score as propagated
+
         def pick(k, at):  # every layer's rows as they score (a baseline's readout applied)
-            return self.readout(picked(k, at))
+            return self.readout(scope.pick(k, at))
         # Hop mixing without the [B, M, L+1, d] mixed tensor (most of a batch's time when it was
         # built): a mixed candidate scores a * s_pos + (1 - a) * s_cand with a < 1 shared by the
         # pool, so the hardest is the candidate with the highest s_cand, found from [B, M]
@@ -54,8 +57,12 @@ class MixGCF(EmbeddingModel):
         for k in range(nl):
             with torch.no_grad():
                 u = pick(k, head[:b])
-                cand = pick(k, pools.reshape(-1)).view(b, m, -1)
-                best = torch.bmm(cand, u.unsqueeze(2)).squeeze(2).argmax(1)  # [B]
+                if plain:  # [B, M] scores by one fused sddmm, no [B * M, d] gather
+                    scores = scope.dots(k, pools, u)
+                else:
+                    cand = pick(k, pools.reshape(-1)).view(b, m, -1)
+                    scores = torch.bmm(cand, u.unsqueeze(2)).squeeze(2)
+                best = scores.argmax(1)  # [B]
             kept = pools.gather(1, best.unsqueeze(1)).squeeze(1)
             sel = pick(k, torch.cat([head, kept]))  # [3B, d] with gradient
             a = alpha[:, k:k + 1]
