@@ -164,6 +164,13 @@ def test_serving_latency_benchmark_runs(tmp_path, capsys):
         assert what in out
 
 
+def test_gate_benchmark_runs_and_agrees(capsys):
+    assert _script("bench_gate").main(["--rows", "3000", "--dim", "16", "--rounds", "2",
+                                       "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("bitwise equal: True") == 2 and "speed-up" in out
+
+
 def test_mixgcf_benchmark_runs_and_agrees(capsys):
     _script("bench_mixgcf").main(["--dataset", "syn:20000", "--batches", "2", "--batch-size",
                                   "128", "--threads", "1"])

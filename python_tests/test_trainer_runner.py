@@ -181,6 +181,33 @@ def test_random_gate_is_eq9_with_unit_rows():
         assert_table_close(got, gate_eq9(x, s), f"random_gate seed {s}", atol=1e-6)
 
 
+@pytest.mark.parametrize("sharded", [False, True])
+@pytest.mark.parametrize("grad", [False, True])
+def test_in_place_gate_equals_the_plain_expression(sharded, grad, seed):
+    """``sigmoid_gate`` gives ``x * sigmoid(full W + b)`` bit for bit, forward and gradients,
+    with and without autograd; ``sharded``: x holds some columns of ``full`` and W's columns
+    match them (a column shard's gate)."""
+    from graphpro_ext.graphpro.models.base import sigmoid_gate
+
+    gen = torch.Generator().manual_seed(seed)
+    full = torch.randn(50, 8, generator=gen) * 3
+    w, b = torch.randn(8, 8, generator=gen), torch.randn(1, 8, generator=gen)
+    cols = slice(2, 5) if sharded else slice(0, 8)
+    x, w, b = full[:, cols].clone(), w[:, cols].clone(), b[:, cols].clone()
+    ins = [t.clone().requires_grad_(grad) for t in (x, w, b)]
+    ref = [t.clone().requires_grad_(grad) for t in (x, w, b)]
+    with torch.set_grad_enabled(grad):
+        got = sigmoid_gate(*ins, full if sharded else None)
+        want = ref[0] * torch.sigmoid((full if sharded else ref[0]) @ ref[1] + ref[2])
+    assert torch.equal(got, want)
+    if grad:
+        g = torch.randn(got.shape, generator=gen)
+        (got * g).sum().backward()
+        (want * g).sum().backward()
+        for a, r in zip(ins, ref):
+            assert torch.equal(a.grad, r.grad)
+
+
 def test_learnable_gate_is_eq11():
     """X0 * sigmoid(X0 W + b) with W, b xavier-uniform, and the forward propagates the gated
     table over the graph."""

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from .. import backend
 from ..data import Interactions
 from ..runtime import derive_seed
+from ..models.base import sigmoid_gate
 from .base import Method, MethodSpec, StageStart, new_model, snapshot_start, stage_model
 
 __all__ = ["GraphPro", "prompt_rates", "sample_prompt", "random_gate", "interpolation_weights",
@@ -44,7 +45,7 @@ def random_gate(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     d = x.shape[1]
     w = F.normalize(torch.randn(d, d, generator=generator), dim=1).to(x)
     b = F.normalize(torch.randn(1, d, generator=generator), dim=1).to(x)
-    return x * torch.sigmoid(x @ w + b)
+    return sigmoid_gate(x, w, b)
 
 
 def interpolation_weights(window: int, order: str = "reference") -> torch.Tensor:

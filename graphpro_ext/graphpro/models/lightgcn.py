@@ -15,7 +15,7 @@ from graphpro_ext.graph import TemporalGraph
 from .. import backend
 from .. import distributed as dist_cols
 from ..planning import DEFAULT, BatchPlanner
-from .base import EgoRows, Model, bpr_loss, split3
+from .base import EgoRows, Model, bpr_loss, sigmoid_gate, split3
 
 __all__ = ["EmbeddingModel", "BatchScope", "perturbed_layers"]
 
@@ -184,7 +184,7 @@ class EmbeddingModel(Model):
         if self.gate_w is None:
             return x
         full = dist_cols.all_gather_columns(x, self.shard, self.dim)  # X0 W mixes columns
-        return x * torch.sigmoid(full @ self.gate_w + self.gate_b)
+        return sigmoid_gate(x, self.gate_w, self.gate_b, full)
 
     def rows_through(self, graph: TemporalGraph, rows: torch.Tensor, mode: str, propagate,
                      isolated) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
