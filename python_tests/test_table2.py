@@ -382,6 +382,10 @@ def test_report_merges_a_cell_over_roots(tmp_path):
     assert t2.main(argv[:-4] + ["--backbones", "sgl"] + argv[-4:]) == 0
     assert f"| honest/sgl-s2023 | partial: {b}: checkpoints, no results.json yet | 0/3 |" \
         in out.read_text()
+    # without --plot the curves go beside --out, never into a root the report only read
+    assert t2.main(argv[:-2]) == 0
+    assert (tmp_path / "recall_per_stage.png").exists()
+    assert not [p for r in (a, b, c) for p in r.rglob("*.png")]
     # one root: the report reads as before (no merge notes)
     assert t2.main(argv[:3] + argv[7:]) == 0
     assert "| honest/lightgcn-s2023 | partial: 2/3 methods in results.json | 2/3 | 50.0 |" \

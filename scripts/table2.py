@@ -643,10 +643,13 @@ def _report(args, methods, backbones, preset) -> int:
     args.root = args.roots[-1]  # where the outputs go by default
     out = args.out or os.path.join(args.root, "table2.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        f.write(markdown(states, args, methods, backbones))
+    from graphpro_ext.graphpro.runtime import write_bytes_atomic
+
+    write_bytes_atomic(markdown(states, args, methods, backbones).encode(), out)
     print(f"table2: wrote {out}")
-    path = args.plot or os.path.join(args.root, "recall_per_stage.png")
+    # beside the tables (never into an archived root the report only reads, when --out says
+    # where the outputs go)
+    path = args.plot or os.path.join(os.path.dirname(os.path.abspath(out)), "recall_per_stage.png")
     if plot(in_seeds(states, args.seeds), path, args.selections, methods, backbones):
         print(f"table2: wrote {path}")
     else:
@@ -775,7 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  + " (the cell can no longer be resumed)")
         if name == "report":
             sp.add_argument("--out", help="Markdown file (default ROOT/table2.md)")
-            sp.add_argument("--plot", help="PNG file (default ROOT/recall_per_stage.png)")
+            sp.add_argument("--plot", help="PNG file (default recall_per_stage.png beside "
+                                           "--out)")
     return p
 
 
