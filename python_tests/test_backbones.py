@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from graphpro_ext.graph import TemporalGraph
 from graphpro_ext.graphpro import backend, models
 from graphpro_ext.graphpro.cli import main
-from graphpro_ext.graphpro.models.base import first_of_each, info_nce
+from graphpro_ext.graphpro.models.base import first_of_each, info_nce, positions_in
 from graphpro_ext.graphpro.planning import BatchPlanner
 from graphpro_ext.graphpro.runtime import derive_seed
 
@@ -53,6 +53,19 @@ def test_info_nce_and_first_of_each_by_hand(seed):
     assert abs(float(info_nce(a, b, 0.3)) - want / 5) < 1e-5
     ids = torch.tensor([7, 3, 7, 1, 3, 9])
     assert first_of_each(ids).tolist() == [3, 1, 0, 5]
+
+
+def test_positions_in_equals_searchsorted(seed):
+    """The scatter-map lookup of the batch rows in a scope's nodes gives searchsorted's answer,
+    with repeated ids, ids at both ends of the id range and a scope of one node."""
+    gen = torch.Generator().manual_seed(seed)
+    for size, n, r in [(50, 20, 60), (1000, 999, 5), (7, 1, 4), (300, 300, 900)]:
+        nodes = torch.randperm(size, generator=gen)[:n].sort().values
+        ids = nodes[torch.randint(0, n, (r,), generator=gen)]
+        ids[0] = nodes[-1]
+        want = torch.searchsorted(nodes, ids)
+        assert torch.equal(positions_in(nodes, ids, size), want)
+        assert torch.equal(nodes[positions_in(nodes, ids, size)], ids)
 
 
 @pytest.mark.parametrize("name", BACKBONES)

@@ -15,7 +15,7 @@ from graphpro_ext.graph import TemporalGraph
 from .. import backend
 from .. import distributed as dist_cols
 from ..planning import DEFAULT, BatchPlanner
-from .base import EgoRows, Model, bpr_loss, sigmoid_gate, split3
+from .base import EgoRows, Model, bpr_loss, positions_in, sigmoid_gate, split3
 
 __all__ = ["EmbeddingModel", "BatchScope", "perturbed_layers"]
 
@@ -208,7 +208,7 @@ class EmbeddingModel(Model):
             (x_sub,) = _GatherRows.apply(self.x, nodes)
             self.scope_nodes = nodes
             outs = propagate(sub, self.gate(x_sub))
-            return BatchScope(outs, torch.searchsorted(nodes, rows)), ego
+            return BatchScope(outs, positions_in(nodes, rows, self.x.shape[0])), ego
         cg = self.planner.compact(graph)
         (x_act,) = _GatherRows.apply(self.x, cg.glob)
         self.scope_nodes = cg.glob
@@ -217,10 +217,11 @@ class EmbeddingModel(Model):
         lonely = loc < 0
         if not bool(lonely.any()):
             return BatchScope(outs, loc), ego
-        alone = torch.unique(rows[lonely])
+        alone, inv = torch.unique(rows[lonely], return_inverse=True)
         (x_alone,) = _GatherRows.apply(self.x, alone)
         fill = isolated(self.gate(x_alone))
-        in_alone = torch.searchsorted(alone, rows)  # meaningful at the lonely rows only
+        # meaningful at the lonely rows only (0, a valid index, elsewhere)
+        in_alone = torch.zeros_like(rows).masked_scatter_(lonely, inv)
         return BatchScope(outs, loc, fill, in_alone), ego
 
     def batch_rows(self, graph: TemporalGraph, users, pos, neg, keep_prob: float, seed: int,
