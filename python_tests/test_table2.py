@@ -407,6 +407,7 @@ def test_report_of_empty_root_invents_nothing(tmp_path):
     (["plan", "--methods", "graphpro,nope"], "--methods: unknown ['nope']"),
     (["plan", "--backbones", "gcn"], "--backbones: unknown ['gcn']"),
     (["report", "--selections", "honest,best"], "--selections: unknown ['best']"),
+    (["report", "--root", "a", "--root", "b"], "--out: required with several --root"),
     (["plan", "--seeds", "1,x"], "--seeds 1,x"),
     (["run", "--max-cells", "0"], "--max-cells 0"),
     (["run", "--jobs", "0"], "--jobs 0"),

@@ -30,10 +30,11 @@ says it ran with the cell's selection rule, budget, seed and backbone; nothing i
 ``report`` takes ``--root`` more than once to merge pieces of one cell run in different folders
 (a method rerun later, ``full`` run on another machine): a cell's methods are gathered over the
 roots in the order given, a method found in several is taken from the last, and the cells table
-says which root gave what. ``archive`` copies the finished cells' results.json into another
-folder (the layout ``report --root`` reads) and, with ``--prune``, then deletes their ``ckpt/``
-and ``model/`` (a finished cell keeps about 1 GB of them); it never overwrites a different
-results.json and prunes only after checking that the copy is byte-identical.
+says which root gave what; a merged report needs ``--out`` (its plot goes beside it).
+``archive`` copies the finished cells' results.json into another folder (the layout ``report
+--root`` reads) and, with ``--prune``, then deletes their ``ckpt/`` and ``model/`` (a finished
+cell keeps about 1 GB of them); it never overwrites a different results.json and prunes only
+after checking that the copy is byte-identical.
 Bad arguments: one line on stderr and exit code 2.
 """
 
@@ -467,7 +468,7 @@ def markdown(states: dict, args, methods: list[str], backbones: list[str]) -> st
               "Wall time (s, from results.json): the sum of the phases (pre-trainings and every "
               "method's stages), and the last process (a resumed run's covers only its own part).",
               "", "| cell | status | methods with results | wall (s) |", "|---|---|---|---|"]
-    grid_cells = {c.name for c in grid(args, backbones)}
+    grid_cells = {c.name for c in grid(args, backbones, args.roots[0])}
     for c, st in listed.items():
         status = st.status + ("" if c.name in grid_cells else ", outside --seeds, not counted")
         status += f": {st.note}" if st.note else ""
@@ -640,8 +641,7 @@ def _report(args, methods, backbones, preset) -> int:
                   + discover(root, args.selections, backbones, args.stage_loss)
                   if c not in cells]
     states = merge_roots(collect(cells, methods, preset), args.roots, methods)
-    args.root = args.roots[-1]  # where the outputs go by default
-    out = args.out or os.path.join(args.root, "table2.md")
+    out = args.out or os.path.join(args.roots[0], "table2.md")  # one root (main checks)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     from graphpro_ext.graphpro.runtime import write_bytes_atomic
 
@@ -777,7 +777,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  + " and ".join(f"{n}/" for n in prunable())
                                  + " (the cell can no longer be resumed)")
         if name == "report":
-            sp.add_argument("--out", help="Markdown file (default ROOT/table2.md)")
+            sp.add_argument("--out", help="Markdown file (default ROOT/table2.md; required "
+                                          "with several --root)")
             sp.add_argument("--plot", help="PNG file (default recall_per_stage.png beside "
                                            "--out)")
     return p
@@ -801,6 +802,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--seeds {args.seeds}: give at least one non-negative seed")
         if args.command == "report":
             args.roots = list(dict.fromkeys(args.roots or [DEFAULT_ROOT]))
+            if len(args.roots) > 1 and not args.out:
+                # no root is the obvious home of a merged report, and the merged roots are
+                # usually archives the report only reads
+                raise UsageError("--out: required with several --root (where the merged report "
+                                 "goes)")
         for flag in ("max_cells", "threads", "jobs"):
             v = getattr(args, flag, None)
             if v is not None and v < 1:
