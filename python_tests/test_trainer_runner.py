@@ -225,11 +225,18 @@ def test_learnable_gate_is_eq11():
     from graphpro_ext.graph import TemporalGraph
 
     g = TemporalGraph.from_interactions(s.users, s.items, s.times, nu, ni, tau_hours=TAU_FT)
+    x0 = m.x.detach().clone()
     with torch.no_grad():
-        got = m(g)
+        got = m(g)  # writes the propagated rows into the gate's fresh table, in place
     want = dense_propagate(dense_operator(s.users, s.items, s.times, nu, ni, TAU_FT, TW), ego,
                            LAYERS)
     assert_table_close(got, want, "gated forward")
+    assert torch.equal(m.x.detach(), x0)
+    assert torch.equal(m(g).detach(), got)  # with autograd: the out-of-place path
+    ungated = EmbeddingModel(x.clone(), LAYERS, TW)
+    with torch.no_grad():
+        ungated(g)
+    assert torch.equal(ungated.x.detach(), x)  # no gate: the table itself is never written
 
 
 # ---------------------------------------------------------------------------------------------

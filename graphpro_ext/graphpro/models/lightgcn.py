@@ -141,7 +141,11 @@ class EmbeddingModel(Model):
         e = self.ego()
         h = backend.lightgcn(cg.sub, e[cg.glob], self.num_layers, self.time_weight, keep_prob,
                              seed)
-        return dist_cols.all_gather_columns(e.index_copy(0, cg.glob, h), self.shard, self.dim)
+        if e is not self.x and not torch.is_grad_enabled():
+            out = e.index_copy_(0, cg.glob, h)  # the gate's fresh table: no second [N, d] one
+        else:
+            out = e.index_copy(0, cg.glob, h)
+        return dist_cols.all_gather_columns(out, self.shard, self.dim)
 
     def input_transform(self) -> dict | None:
         """The learnable gate's full W [d, d] and b [1, d] (gathered when sharded)."""
