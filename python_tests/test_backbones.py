@@ -226,7 +226,8 @@ def test_mixgcf_loss_and_gradients_equal_the_materialised_mixing(scope, isolated
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_scope_dots_equal_the_picked_rows_scores(share_alone, dtype, seed):
     """``BatchScope.dots`` (one sddmm per part, what MixGCF ranks candidates with) equals
-    scoring the rows ``pick`` gathers, when none, half or all of the rows lack edges."""
+    scoring the rows ``pick`` gathers, when none, half or all of the rows lack edges; a fill
+    given as None (an isolated row's zero layer) reads as zeros in both."""
     from graphpro_ext.graphpro.models.lightgcn import BatchScope
 
     gen = torch.Generator().manual_seed(seed)
@@ -234,7 +235,8 @@ def test_scope_dots_equal_the_picked_rows_scores(share_alone, dtype, seed):
     outs = [torch.randn(20, d, generator=gen, dtype=dtype) for _ in range(3)]
     lonely = torch.rand(n_rows, generator=gen) < share_alone
     loc = torch.randint(0, 20, (n_rows,), generator=gen).masked_fill(lonely, -1)
-    fill = [torch.randn(9, d, generator=gen, dtype=dtype) for _ in range(3)]
+    fill = [torch.randn(9, d, generator=gen, dtype=dtype), None,
+            torch.randn(9, d, generator=gen, dtype=dtype)]
     in_alone = torch.randint(0, 9, (n_rows,), generator=gen)
     scope = (BatchScope(outs, loc, fill, in_alone) if share_alone else BatchScope(outs, loc))
     at = torch.randint(0, n_rows, (g, m), generator=gen)
@@ -242,6 +244,9 @@ def test_scope_dots_equal_the_picked_rows_scores(share_alone, dtype, seed):
     for k in range(3):
         want = (scope.pick(k, at.reshape(-1)).view(g, m, d) * v[:, None]).sum(-1)
         torch.testing.assert_close(scope.dots(k, at, v), want)
+    if share_alone:
+        assert not scope.pick(1)[lonely].any() and torch.equal(scope.pick(1)[~lonely],
+                                                                outs[1][loc[~lonely]])
 
 
 @pytest.mark.parametrize("name", BACKBONES)

@@ -62,7 +62,8 @@ class BatchScope:
     output k at ``rows[at]`` (all rows when None), with gradient; ``dots(k, at, v)`` only the
     scores of output k at ``rows[at]`` [G, M] against ``v`` [G, d], without gathering the rows.
     In full mode the rows without edges (``loc`` < 0) read ``fill`` (``isolated``'s outputs) at
-    ``in_alone`` instead."""
+    ``in_alone`` instead; a ``fill`` entry None says that output is zero there (an isolated
+    node's propagated layers), read without a table of zeros or a product with one."""
 
     def __init__(self, outs, loc, fill=None, in_alone=None):
         self.outs, self.loc, self.fill, self.in_alone = outs, loc, fill, in_alone
@@ -77,7 +78,9 @@ class BatchScope:
         # picked row by row (appending the lonely rows to the outputs would copy them whole)
         out = self.outs[k].index_select(0, lo.clamp_min(0))
         idx = (lo < 0).nonzero().squeeze(1)
-        if idx.numel():
+        if idx.numel() and self.fill[k] is None:
+            out.index_fill_(0, idx, 0)
+        elif idx.numel():
             li = self.in_alone.index_select(0, idx if at is None else at.index_select(0, idx))
             out.index_copy_(0, idx, self.fill[k].index_select(0, li))
         return out
@@ -87,9 +90,10 @@ class BatchScope:
         if self.fill is None:
             return backend.group_dots(self.outs[k], lo, v).view(at.shape)
         mine = lo >= 0
-        out = v.new_empty(at.shape)
+        out = v.new_zeros(at.shape)
         out[mine] = backend.group_dots(self.outs[k], lo, v, mine)
-        out[~mine] = backend.group_dots(self.fill[k], self.in_alone[at], v, ~mine)
+        if self.fill[k] is not None:
+            out[~mine] = backend.group_dots(self.fill[k], self.in_alone[at], v, ~mine)
         return out
 
 
@@ -194,9 +198,10 @@ class EmbeddingModel(Model):
                      isolated) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
         """Run ``propagate(graph, x0) -> tuple of [n, d]`` over the batch's scope (``mode``, see
         ``batch_loss``) from the gated ego rows, and pick ``rows`` out of every output (the
-        scope's global node ids are ``self.scope_nodes`` while it runs); in full
-        mode a row without edges takes ``isolated(gated ego rows)``'s entries. Returns (outputs
-        at ``rows``, the un-gated ego rows of ``rows``, for the L2 term). The gather's backward
+        scope's global node ids are ``self.scope_nodes`` while it runs); in full mode a row
+        without edges takes ``isolated(gated ego rows)``'s entries (None: zeros, see
+        ``BatchScope``). Returns (outputs at ``rows``, the un-gated ego rows of ``rows``, for
+        the L2 term). The gather's backward
         writes ``x.grad`` in place (``_GatherRows``)."""
         scope, ego = self.scope_through(graph, rows, mode, propagate, isolated)
         return tuple(scope.pick(k) for k in range(len(scope))), ego

@@ -36,7 +36,7 @@ class MixGCF(EmbeddingModel):
         scope, ego = self.scope_through(
             graph, rows, mode,
             lambda sub, x0: tuple(self.layer_outputs(sub, x0, keep_prob, seed)),
-            lambda g: (g,) + tuple(torch.zeros_like(g) for _ in range(self.num_layers)))
+            lambda g: (g,) + (None,) * self.num_layers)  # an isolated row's layers are 0
 
         nl = len(scope)
         plain = type(self).readout is EmbeddingModel.readout  # rows score as propagated

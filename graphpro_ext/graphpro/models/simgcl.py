@@ -61,7 +61,6 @@ class SimGCL(EmbeddingModel):
                     view(sub, x0, 2))
 
         (e, v1, v2), ego = self.rows_through(graph, rows, mode, propagate,
-                                             lambda g: (self.readout(g), torch.zeros_like(g),
-                                                        torch.zeros_like(g)))
+                                             lambda g: (self.readout(g), None, None))
         loss = bpr_loss(*split3(e, b), ego, weight_decay)
         return loss + self.cl_reg * batch_info_nce(v1, v2, users, pos, self.cl_temp)
