@@ -247,6 +247,94 @@ def test_nan_and_garbage_checkpoints_are_refused(tmp_path, capsys):
         assert "pretrain_graphpro.pt: unreadable checkpoint" in _err_line(capsys)
 
 
+def test_sigterm_checkpoints_the_epoch_and_the_resume_is_exact(tmp_path, monkeypatch):
+    """Under ``graceful_stop`` a SIGTERM finishes the epoch, checkpoints it (with both timed
+    rules off) and raises ``Stopped``; resuming ends exactly where an uninterrupted fit does.
+    A second SIGTERM stops at once (the default action, re-sent); the handler is restored."""
+    import signal
+
+    from graphpro_ext.graph import TemporalGraph
+    from graphpro_ext.graphpro import models, runtime
+    from graphpro_ext.graphpro import train as T
+    from graphpro_ext.graphpro.errors import Stopped
+    from graphpro_ext.graphpro.metrics import make_eval_set
+
+    rng = np.random.default_rng(1)
+    u, i = rng.integers(0, 60, 3000), rng.integers(0, 40, 3000)
+    g = TemporalGraph.from_interactions(u, i, np.zeros(3000), 60, 40, tau_hours=1.0)
+    es = make_eval_set(u[:200], i[:200], u, i, 60)
+    cfg = T.TrainConfig(epochs=5, patience=10, batch_size=1024, ckpt_every=0, ckpt_minutes=0.0)
+
+    def run(path=None, resume=False):
+        x = models.model_class("lightgcn").init_table(60, 40, 8, torch.Generator().manual_seed(0))
+        s = T.fit(models.build("lightgcn", x, 2, 0.0), g, g.user_history(), es, cfg, "t",
+                  path and str(path), resume=resume)
+        return [(h["loss"], h["recall@20"]) for h in s["history"]], s["best_epoch"]
+
+    want = run()
+    evaluate, calls = T.evaluate_model, [0]
+
+    def eval_then_signal(*a, **k):  # the signal lands inside epoch 2 (its evaluation)
+        calls[0] += 1
+        if calls[0] == 3:
+            signal.raise_signal(signal.SIGTERM)
+        return evaluate(*a, **k)
+    monkeypatch.setattr(T, "evaluate_model", eval_then_signal)
+    before = signal.getsignal(signal.SIGTERM)
+    path = tmp_path / "p.pt"
+    with runtime.graceful_stop():
+        with pytest.raises(Stopped, match="stopped after epoch 2") as e:
+            run(path)
+        assert e.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before and runtime.stop_requested() is None
+    assert torch.load(path, weights_only=False)["state"]["epoch"] == 3
+    monkeypatch.setattr(T, "evaluate_model", evaluate)
+    assert run(path, resume=True) == want
+    # a stop asked for between phases is honoured when the next one starts, before any epoch
+    with runtime.graceful_stop():
+        signal.raise_signal(signal.SIGTERM)
+        with pytest.raises(Stopped, match="stopped before epoch 0"):
+            run()
+        sent = []
+        monkeypatch.setattr(runtime.os, "kill", lambda pid, sig: sent.append(sig))
+        signal.raise_signal(signal.SIGTERM)  # the second: re-sent with the default action
+        assert sent == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_sigterm_to_the_cli_exits_143_and_resumes_to_the_same_results(tmp_path):
+    """A real SIGTERM to ``graphpro run`` during pre-training: one line on stderr naming the
+    checkpoint and --resume, exit code 143, no results yet; --resume then ends with the results
+    of an uninterrupted run."""
+    import signal
+
+    from test_cli import _metrics
+
+    args = [*TINY, "--methods", "graphpro,finetune", "--epochs", "4"]
+    ref = tmp_path / "ref"
+    assert _cli(["run", "--out", str(ref), *args]).returncode == 0
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "graphpro_ext.graphpro", "run", "--out",
+                             str(out), *args], stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "[pretrain-graphpro] epoch   0" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    lines += proc.stderr.readlines()
+    assert proc.wait(timeout=120) == 143, "".join(lines)
+    assert lines[-1].startswith("graphpro: [pretrain-graphpro] stopped after epoch ")
+    assert "on SIGTERM; continue the run with --resume" in lines[-1]
+    assert not (out / "results.json").exists()
+    assert list((out / "ckpt").glob("pretrain_graphpro.partial.pt"))
+    p = _cli(["run", "--out", str(out), "--resume", *args])
+    assert p.returncode == 0, p.stderr
+    assert "[pretrain-graphpro] resumed from" in p.stderr
+    assert _metrics(out / "results.json") == _metrics(ref / "results.json")
+
+
 def test_time_based_checkpoint_and_wall_time_across_resumes(tmp_path, monkeypatch):
     """--ckpt-minutes saves after the epoch that ends that long after the last save, even with
     --ckpt-every 0; a resumed phase reports the earlier processes' time too."""

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import ConfigError, GraphproError, RunDirError, shorten
+from .errors import ConfigError, GraphproError, RunDirError, Stopped, shorten
 from .planning import AUTO_SHARE
+from .runtime import graceful_stop
 
 __all__ = ["main", "build_parser", "resolve"]
 
@@ -39,7 +40,7 @@ REFERENCE = dict(
     time_weight=0.5, tau_pretrain=1.0, tau_finetune=1.0, window=1, sample_decay=0.05,
     epochs=300, patience=10, stage_epochs=300, stage_patience=10, seed=2023,
     interp_order="reference", select_on="val", val_frac=0.1, pretrain_val_users=3000,
-    ckpt_every=5, ckpt_minutes=5.0, eval_batch=2048, topk=20, batch_graph="auto",
+    ckpt_every=0, ckpt_minutes=5.0, eval_batch=2048, topk=20, batch_graph="auto",
     auto_share=AUTO_SHARE, lr_rule="none", warmup_epochs=1.0,
 )
 PRESETS = {
@@ -166,9 +167,10 @@ _HYPER = [
     ("epochs", POS, "max (pre-)training epochs"), ("patience", POS, "early-stopping patience"),
     ("seed", _int(0, 2**63 - 1), "seed of every random choice"),
     ("val-frac", _float(0, 1, True, True), "--select-on val: share of the data held out"),
-    ("ckpt-every", _int(0), "epochs between mid-phase checkpoints (0: only at phase ends)"),
-    ("ckpt-minutes", _float(0), "also checkpoint after the epoch that ends this many minutes "
-     "after the last checkpoint (0: by --ckpt-every only)"),
+    ("ckpt-every", _int(0), "also checkpoint every this many epochs inside a phase (0: by "
+     "--ckpt-minutes only)"),
+    ("ckpt-minutes", _float(0), "checkpoint after the epoch that ends this many minutes after "
+     "the last checkpoint (0: by --ckpt-every only; both 0: only at phase ends and on SIGTERM)"),
     ("eval-batch", POS, "users per evaluation batch"), ("topk", POS, "K of Recall/NDCG@K"),
 ]
 # only the dynamic protocol (run, pretrain, finetune) has these
@@ -890,8 +892,9 @@ def _run(args) -> int:
         raise ConfigError("graphpro train runs in one process; launch run/pretrain/finetune "
                           "with torchrun for column-sharded training")
     try:
-        return _run_locked(args, hp, shard, RunDir(args.out) if shard.rank == 0 else
-                           contextlib.nullcontext())
+        with graceful_stop():  # SIGTERM: finish the epoch, checkpoint, exit 143
+            return _run_locked(args, hp, shard, RunDir(args.out) if shard.rank == 0 else
+                               contextlib.nullcontext())
     finally:
         if shard.sharded and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
@@ -928,7 +931,7 @@ def _run_locked(args, hp, shard, lock) -> int:
 
 def _note_traceback(e: BaseException) -> None:
     """Keep the full traceback in OUT/log.txt (the terminal gets one line)."""
-    if _LOG_FILE is None or isinstance(e, (SystemExit,)):
+    if _LOG_FILE is None or isinstance(e, (SystemExit, Stopped)):
         return
     try:
         with open(_LOG_FILE, "a") as f:
@@ -964,6 +967,9 @@ def main(argv=None) -> int:
         return _fail(shorten(e, 600), 2)
     except KeyboardInterrupt:
         return _fail("interrupted; continue the run with --resume", 130)
+    except Stopped as e:  # asked for, not an error: the run resumes from its checkpoint
+        sys.stderr.write(f"graphpro: {shorten(e, 600)}\n")
+        return 128 + e.signum
     except OSError as e:  # a full disk, a file vanishing under us, permissions
         if args.debug:
             raise

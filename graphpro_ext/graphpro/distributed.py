@@ -81,11 +81,16 @@ def init_from_env(device: str = "cpu") -> Shard:
 def any_rank(flag: bool, shard: Shard, device="cpu") -> bool:
     """True on every rank when ``flag`` is true on any: for a decision all ranks must share
     but each takes from something local (its clock)."""
+    return any_ranks((flag,), shard, device)[0]
+
+
+def any_ranks(flags, shard: Shard, device="cpu") -> tuple[bool, ...]:
+    """``any_rank`` of several flags in one ``all_reduce``."""
     if not shard.sharded:
-        return bool(flag)
-    t = torch.tensor([int(bool(flag))], device=device)
+        return tuple(bool(f) for f in flags)
+    t = torch.tensor([int(bool(f)) for f in flags], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX, group=shard.group)
-    return bool(t.item())
+    return tuple(bool(v) for v in t.tolist())
 
 
 class _AllReduceSum(torch.autograd.Function):

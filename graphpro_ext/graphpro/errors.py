@@ -7,7 +7,7 @@ They derive from ``ValueError`` where library callers already catch that.
 from __future__ import annotations
 
 __all__ = ["GraphproError", "DataError", "ConfigError", "RunDirError", "CheckpointError",
-           "TrainingDiverged", "ResourceError", "shorten"]
+           "TrainingDiverged", "ResourceError", "Stopped", "shorten"]
 
 
 class GraphproError(Exception):
@@ -36,6 +36,15 @@ class TrainingDiverged(GraphproError):
 
 class ResourceError(GraphproError):
     """The run would need more memory than is available (or allowed by ``--max-memory``)."""
+
+
+class Stopped(Exception):
+    """A stop signal (SIGTERM) honoured at an epoch's end, after its checkpoint: not an error,
+    the run resumes from there. The CLI exits 128 + ``signum``."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
 
 
 def shorten(text: str, limit: int = 300) -> str:

@@ -1,5 +1,5 @@
 """What every phase of a run shares with the process around it: seeds derived from names, the
-atomic file write, and the crash hook the resume tests use.
+atomic file write, the graceful stop on SIGTERM, and the crash hook the resume tests use.
 
 Kept apart so that a distributed launcher (one process per rank) has one place to make these
 rank-aware: every rank derives the same random choices from (seed, phase, epoch, batch), and only
@@ -8,14 +8,17 @@ one rank writes shared files.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import zlib
 
 import numpy as np
 import torch
 
-__all__ = ["derive_seed", "save_atomic", "write_text_atomic", "write_bytes_atomic", "maybe_fail"]
+__all__ = ["derive_seed", "save_atomic", "write_text_atomic", "write_bytes_atomic", "maybe_fail",
+           "graceful_stop", "stop_requested"]
 
 
 def derive_seed(*parts) -> int:
@@ -56,6 +59,44 @@ def write_bytes_atomic(data, path: str) -> None:
     """``data`` (bytes-like, or a list of bytes-like parts) to ``path``, atomically."""
     parts = data if isinstance(data, (list, tuple)) else [data]
     _replace_atomically(path, lambda f: [f.write(p) for p in parts])
+
+
+_STOP: list[int] = []  # the stop signal received, if any, while ``graceful_stop`` is active
+
+
+def stop_requested() -> int | None:
+    """The signal number of a pending graceful stop, else None (the training loop reads it at
+    each epoch's end)."""
+    return _STOP[0] if _STOP else None
+
+
+@contextlib.contextmanager
+def graceful_stop(signum: int = signal.SIGTERM):
+    """While active, the first ``signum`` asks the training loop to finish its epoch, write a
+    checkpoint and stop (``Stopped``); a second one stops at once, as without this. What batch
+    schedulers and ``table2.py run`` send before killing: the work of the current epoch's
+    predecessors is kept, not that since the last timed checkpoint. Only from the main thread
+    (elsewhere it does nothing); the previous handler is restored on exit."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(sig, frame):
+        if _STOP:  # asked twice: stop now
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+            return
+        _STOP.append(sig)  # nothing else here: the loop logs it (no I/O inside a handler)
+
+    _STOP.clear()
+    previous = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)
+        _STOP.clear()
 
 
 def maybe_fail(tag: str) -> None:

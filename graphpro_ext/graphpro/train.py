@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -22,12 +23,12 @@ from tqdm import tqdm
 
 from . import backend
 from .checkpoint import load_checkpoint
-from .distributed import Shard, any_rank
-from .errors import TrainingDiverged
+from .distributed import Shard, any_ranks
+from .errors import Stopped, TrainingDiverged
 from .metrics import EvalSet, evaluate
 from .models import Model
 from .planning import AUTO_SHARE, auto_mode
-from .runtime import derive_seed, maybe_fail, save_atomic
+from .runtime import derive_seed, maybe_fail, save_atomic, stop_requested
 
 log = logging.getLogger("graphpro")
 
@@ -46,9 +47,10 @@ class TrainConfig:
     keep_prob: float = 0.5  # 1 - edge dropout
     topk: int = 20
     eval_batch: int = 2048
-    ckpt_every: int = 5  # epochs between mid-phase checkpoints (0: never)
-    # also checkpoint once this long has passed since the last one, so that long epochs (big
-    # graphs, contrastive backbones) lose at most this much work to a stop (0: epochs only)
+    ckpt_every: int = 0  # also checkpoint every this many epochs (0: by time only)
+    # checkpoint once this long has passed since the last one: a crash loses at most this much
+    # work, and a fast phase does not spend its time writing tables (0: epochs only); a
+    # graceful stop (``runtime.graceful_stop``) always checkpoints
     ckpt_minutes: float = 5.0
     batch_graph: str = "auto"  # per-batch propagation: "auto", "subgraph" (exact L-hop) or "full"
     auto_share: float = AUTO_SHARE  # "auto": subgraph batches up to this share of the nodes
@@ -120,6 +122,12 @@ def batch_modes_seen(model, graph, requested: str, before: list[str]) -> list[st
     return sorted(set(before) | set(planner.decided(graph).values()))
 
 
+def _stopped(what: str) -> Stopped:
+    sig = stop_requested() or signal.SIGTERM  # another rank's signal: name the usual one
+    log.warning(f"{what}: {signal.Signals(sig).name} received")
+    return Stopped(f"{what} on {signal.Signals(sig).name}; continue the run with --resume", sig)
+
+
 def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         select: EvalSet, cfg: TrainConfig, tag: str, ckpt_path: str | None = None,
         resume: bool = False) -> dict:
@@ -171,6 +179,9 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
     st.setdefault("elapsed_s", st["train_s"] + st["eval_s"])
     resumed_s = st["elapsed_s"]
     last_save = time.perf_counter()
+    # a stop asked for between phases (the last one ended by patience) is honoured here
+    if any_ranks((stop_requested() is not None,), shard, dev)[0]:
+        raise _stopped(f"[{tag}] stopped before epoch {st['epoch']}")
     k = cfg.topk
     bar = tqdm(total=cfg.epochs, initial=st["epoch"], desc=tag, unit="ep", leave=False,
                disable=not sys.stderr.isatty())
@@ -231,12 +242,18 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         now = time.perf_counter()
         st["elapsed_s"] += now - t0
         due = bool(cfg.ckpt_every) and st["epoch"] % cfg.ckpt_every == 0
-        if ckpt_path and not due and cfg.ckpt_minutes:  # ranks' clocks differ: any one decides
-            due = any_rank(now - last_save >= 60.0 * cfg.ckpt_minutes, shard, dev)
-        if ckpt_path and due:
+        # ranks' clocks and signals differ: any one rank decides, for all, in one all_reduce
+        timed, stop = any_ranks((bool(cfg.ckpt_minutes) and
+                                 now - last_save >= 60.0 * cfg.ckpt_minutes,
+                                 stop_requested() is not None), shard, dev)
+        if ckpt_path and (due or timed or stop):
             save_atomic({"model": model.checkpoint_state(), "optim": opt.state_dict(), "state": st},
                         ckpt_path)
             last_save = time.perf_counter()
+        if stop:
+            bar.close()
+            raise _stopped(f"[{tag}] stopped after epoch {epoch}"
+                           + (f" (checkpoint {ckpt_path})" if ckpt_path else ""))
         maybe_fail(f"{tag}/epoch{epoch + 1}")
     bar.close()
     if st["best_state"] is not None:
