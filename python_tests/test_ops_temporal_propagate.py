@@ -234,6 +234,40 @@ def test_asymmetric_times_gradient_raises(device, gen):
         out.sum().backward()
 
 
+@pytest.mark.parametrize("op", ["temporal_propagate", "lightgcn"])
+def test_a_checked_graph_changed_behind_torch_is_checked_again(gen, op):
+    """The CPU backward remembers graphs that passed its symmetry check by their content, so a
+    passed graph whose column or time is then changed in place, even through numpy (which no
+    version counter sees), raises on its next backward instead of a wrong gradient; the same
+    content in a fresh tensor passes."""
+    rowptr, col, et = square_csr(gen, 8, symmetric=True)
+    nn = torch.ones(8, dtype=torch.float64)
+    x = torch.randn(8, 2, dtype=torch.float64, generator=gen, requires_grad=True)
+
+    def backward(c, t):
+        if op == "lightgcn":
+            ops.lightgcn(rowptr, c, t, nn, x, 2, 0.5).sum().backward()
+        else:
+            ops.temporal_propagate(rowptr, c, t, nn, x, 0.5).sum().backward()
+
+    backward(col, et)
+    backward(col, et)  # remembered: passes again
+    backward(col.clone(), et.clone())
+    rows = ref.row_index(rowptr, col.numel())
+    j = int(torch.nonzero(rows != col)[0])
+    t_np = et.numpy()  # shares memory: no version bump
+    t_np[j] += 0.25
+    with pytest.raises(RuntimeError, match="symmetric edge times"):
+        backward(col, et)
+    t_np[j] -= 0.25
+    backward(col, et)
+    c_np = col.numpy()
+    old = int(c_np[j])
+    c_np[j] = (old + 1) % 8 if (old + 1) % 8 != int(rows[j]) else (old + 2) % 8
+    with pytest.raises(RuntimeError, match="symmetric"):
+        backward(col, et)
+
+
 class TestBadInputs:
     def _args(self, device, gen):
         g = tiny_temporal_graph(gen).to(device)
