@@ -892,7 +892,8 @@ def _run(args) -> int:
         raise ConfigError("graphpro train runs in one process; launch run/pretrain/finetune "
                           "with torchrun for column-sharded training")
     try:
-        with graceful_stop():  # SIGTERM: finish the epoch, checkpoint, exit 143
+        # SIGTERM: finish the epoch, checkpoint, exit 143 (train keeps no checkpoint: it dies)
+        with graceful_stop() if args.command != "train" else contextlib.nullcontext():
             return _run_locked(args, hp, shard, RunDir(args.out) if shard.rank == 0 else
                                contextlib.nullcontext())
     finally:

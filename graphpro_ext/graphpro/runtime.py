@@ -73,9 +73,9 @@ def stop_requested() -> int | None:
 @contextlib.contextmanager
 def graceful_stop(signum: int = signal.SIGTERM):
     """While active, the first ``signum`` asks the training loop to finish its epoch, write a
-    checkpoint and stop (``Stopped``); a second one stops at once, as without this. What batch
-    schedulers and ``table2.py run`` send before killing: the work of the current epoch's
-    predecessors is kept, not that since the last timed checkpoint. Only from the main thread
+    checkpoint and stop (``Stopped``); a second one stops at once, as without this. Batch
+    schedulers and ``table2.py run`` send SIGTERM before they kill: with this every finished
+    epoch is kept, not only those up to the last timed checkpoint. Only from the main thread
     (elsewhere it does nothing); the previous handler is restored on exit."""
     import threading
 

@@ -122,10 +122,12 @@ def batch_modes_seen(model, graph, requested: str, before: list[str]) -> list[st
     return sorted(set(before) | set(planner.decided(graph).values()))
 
 
-def _stopped(what: str) -> Stopped:
+def _stopped(what: str, resumable: bool) -> Stopped:
     sig = stop_requested() or signal.SIGTERM  # another rank's signal: name the usual one
     log.warning(f"{what}: {signal.Signals(sig).name} received")
-    return Stopped(f"{what} on {signal.Signals(sig).name}; continue the run with --resume", sig)
+    return Stopped(f"{what} on {signal.Signals(sig).name}"
+                   + ("; continue the run with --resume" if resumable else " (no checkpoint)"),
+                   sig)
 
 
 def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
@@ -181,7 +183,7 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
     last_save = time.perf_counter()
     # a stop asked for between phases (the last one ended by patience) is honoured here
     if any_ranks((stop_requested() is not None,), shard, dev)[0]:
-        raise _stopped(f"[{tag}] stopped before epoch {st['epoch']}")
+        raise _stopped(f"[{tag}] stopped before epoch {st['epoch']}", bool(ckpt_path))
     k = cfg.topk
     bar = tqdm(total=cfg.epochs, initial=st["epoch"], desc=tag, unit="ep", leave=False,
                disable=not sys.stderr.isatty())
@@ -253,7 +255,8 @@ def fit(model: Model, graph, neg_hist: tuple[torch.Tensor, torch.Tensor],
         if stop:
             bar.close()
             raise _stopped(f"[{tag}] stopped after epoch {epoch}"
-                           + (f" (checkpoint {ckpt_path})" if ckpt_path else ""))
+                           + (f" (checkpoint {ckpt_path})" if ckpt_path else ""),
+                           bool(ckpt_path))
         maybe_fail(f"{tag}/epoch{epoch + 1}")
     bar.close()
     if st["best_state"] is not None:

@@ -201,8 +201,7 @@ class EmbeddingModel(Model):
         scope's global node ids are ``self.scope_nodes`` while it runs); in full mode a row
         without edges takes ``isolated(gated ego rows)``'s entries (None: zeros, see
         ``BatchScope``). Returns (outputs at ``rows``, the un-gated ego rows of ``rows``, for
-        the L2 term). The gather's backward
-        writes ``x.grad`` in place (``_GatherRows``)."""
+        the L2 term). The gather's backward writes ``x.grad`` in place (``_GatherRows``)."""
         scope, ego = self.scope_through(graph, rows, mode, propagate, isolated)
         return tuple(scope.pick(k) for k in range(len(scope))), ego
 
