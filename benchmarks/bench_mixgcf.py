@@ -6,12 +6,14 @@
 
 The model (``models/mixgcf.py``) picks each layer's hardest mixed candidate from [B, M] scores,
 computed by one fused ``sddmm`` over the propagated layer (``BatchScope.dots``), and mixes only
-the kept one. Two baselines: ``gathered`` gathers the [B * M, d] candidate rows and scores them
+the kept one. Three baselines: ``gathered`` gathers the [B * M, d] candidate rows and scores them
 with ``bmm`` (this model's code before the sddmm scores, and still its path under a baseline's
 readout), ``materialised`` builds every mixed candidate, a [B, M, L+1, d] tensor, and takes the
-hardest from it (MixGCF's published formulation). All run the same batches of the trainer's case
-(batch 2048, M = 64 candidates, 3 layers, d = 64, edge dropout 0.2) on the same graph,
-interleaved in one process: per batch, forward + backward of the loss. Printed: medians, the
+hardest from it (MixGCF's published formulation). A third, ``previous scope``, is this model
+with its batch scope as it was before the rows' positions came from a scatter map and the zero
+layers of rows without edges stopped being tables of zeros. All run the same batches of the
+trainer's case (batch 2048, M = 64 candidates, 3 layers, d = 64, edge dropout 0.2) on the same
+graph, interleaved in one process: per batch, forward + backward of the loss. Printed: medians, the
 ratios, and the largest loss difference from ``ours`` (they must agree; an argmax near-tie may
 rarely pick another candidate).
 
@@ -34,6 +36,7 @@ from graphpro_ext.graph import TemporalGraph
 from graphpro_ext.graphpro import backend
 from graphpro_ext.graphpro.models import build, model_class
 from graphpro_ext.graphpro.models.base import EgoRows, bpr_loss
+from graphpro_ext.graphpro.models.lightgcn import BatchScope, _GatherRows
 from graphpro_ext.graphpro.models.mixgcf import MixGCF
 from graphpro_ext.graphpro.runtime import derive_seed
 
@@ -69,6 +72,35 @@ class GatheredMixGCF(MixGCF):
 
     def readout(self, e):
         return e
+
+
+class PreviousScopeMixGCF(MixGCF):
+    """This model's batch scope before 2026-12-07: the batch rows located by ``searchsorted``
+    (in the subgraph's nodes, or in the sorted rows without edges), and those rows' zero layers
+    held as tables of zeros that ``dots`` multiplied with the users' rows."""
+
+    def scope_through(self, graph, rows, mode, propagate, isolated):
+        mode, extracted = self.planner.mode(graph, rows, self.num_layers, mode)
+        ego = EgoRows(self.x, rows, _GatherRows.apply)
+        if mode == "subgraph":
+            sub, nodes = extracted or backend.khop_subgraph(graph, rows, self.num_layers)
+            (x_sub,) = _GatherRows.apply(self.x, nodes)
+            self.scope_nodes = nodes
+            outs = propagate(sub, self.gate(x_sub))
+            return BatchScope(outs, torch.searchsorted(nodes, rows)), ego
+        cg = self.planner.compact(graph)
+        (x_act,) = _GatherRows.apply(self.x, cg.glob)
+        self.scope_nodes = cg.glob
+        outs = propagate(cg.sub, self.gate(x_act))
+        loc = cg.local[rows]
+        lonely = loc < 0
+        if not bool(lonely.any()):
+            return BatchScope(outs, loc), ego
+        alone = torch.unique(rows[lonely])
+        (x_alone,) = _GatherRows.apply(self.x, alone)
+        g = self.gate(x_alone)
+        fill = tuple(torch.zeros_like(g) if t is None else t for t in isolated(g))
+        return BatchScope(outs, loc, fill, torch.searchsorted(alone, rows)), ego
 
 
 def load(dataset: str, data_dir: str) -> TemporalGraph:
@@ -109,7 +141,8 @@ def main(argv=None) -> int:
     x = model_class("mixgcf").init_table(g.num_users, g.num_items, 64,
                                          torch.Generator().manual_seed(0))
     ours = build("mixgcf", x.clone(), 3, 0.5)
-    variants = {"ours": ours, "gathered": GatheredMixGCF(x.clone(), 3, 0.5),
+    variants = {"ours": ours, "previous scope": PreviousScopeMixGCF(x.clone(), 3, 0.5),
+                "gathered": GatheredMixGCF(x.clone(), 3, 0.5),
                 "materialised": MaterialisedMixGCF(x.clone(), 3, 0.5)}
     bs = a.batch_size
     print(f"{a.dataset}: {g.num_nodes} nodes, {g.num_edges} directed edges; batch {bs}, "
@@ -134,7 +167,7 @@ def main(argv=None) -> int:
         worst = max(worst, *(abs(v - losses["ours"]) for v in losses.values()))
     med = {k: statistics.median(v) for k, v in times.items()}
     for k, v in med.items():
-        print(f"  {k:13s} forward+backward {v * 1e3:8.1f} ms (min {min(times[k]) * 1e3:.1f})"
+        print(f"  {k:14s} forward+backward {v * 1e3:8.1f} ms (min {min(times[k]) * 1e3:.1f})"
               + ("" if k == "ours" else f"  ours {v / med['ours']:.2f}x faster (medians)"))
     print(f"  largest loss difference from ours {worst:.2e}")
     return 0

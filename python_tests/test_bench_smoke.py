@@ -176,5 +176,13 @@ def test_mixgcf_benchmark_runs_and_agrees(capsys):
                                   "128", "--threads", "1"])
     out = capsys.readouterr().out
     assert "faster" in out and "gathered" in out and "materialised" in out
+    assert "previous scope" in out
     worst = float(out.split("largest loss difference from ours")[1].split()[0])
-    assert worst < 1e-5  # the three formulations train the same loss
+    assert worst < 1e-5  # the four formulations train the same loss
+
+
+def test_symmetry_check_benchmark_runs(capsys):
+    assert _script("bench_symmetry_check").main(["--dataset", "syn:20000", "--dim", "8",
+                                                 "--rounds", "2", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("transposed layer") == 3 and "new graph" in out
