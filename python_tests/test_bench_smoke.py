@@ -166,9 +166,9 @@ def test_serving_latency_benchmark_runs(tmp_path, capsys):
 
 def test_gate_benchmark_runs_and_agrees(capsys):
     assert _script("bench_gate").main(["--rows", "3000", "--dim", "16", "--rounds", "2",
-                                       "--threads", "1"]) == 0
+                                       "--interactions", "5000", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    assert out.count("bitwise equal: True") == 2 and "speed-up" in out
+    assert out.count("bitwise equal: True") == 3 and "speed-up" in out and "forward" in out
 
 
 def test_mixgcf_benchmark_runs_and_agrees(capsys):
