@@ -97,6 +97,61 @@ def test_sharded_collectives_match_single_process(world):
         mp.spawn(_rank_main, args=(world, os.path.join(d, "init")), nprocs=world, join=True)
 
 
+def _stop_rank_main(rank, world, init_file, out_dir):
+    import signal
+
+    import numpy as np
+    import torch.distributed as dist
+
+    from graphpro_ext.graph import TemporalGraph
+    from graphpro_ext.graphpro import models, runtime
+    from graphpro_ext.graphpro import train as T
+    from graphpro_ext.graphpro.errors import Stopped
+    from graphpro_ext.graphpro.metrics import make_eval_set
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    rng = np.random.default_rng(1)
+    u, i = rng.integers(0, 60, 3000), rng.integers(0, 40, 3000)
+    g = TemporalGraph.from_interactions(u, i, np.zeros(3000), 60, 40, tau_hours=1.0)
+    es = make_eval_set(u[:200], i[:200], u, i, 60)
+    x = models.model_class("lightgcn").init_table(60, 40, 8, torch.Generator().manual_seed(0))
+    model = models.build("lightgcn", x, 2, 0.0, shard=Shard(rank, world))
+    cfg = T.TrainConfig(epochs=5, patience=10, batch_size=1024, ckpt_every=0, ckpt_minutes=0.0)
+    evaluate, calls = T.evaluate_model, [0]
+
+    def eval_then_signal(*a, **k):  # only the last rank receives the SIGTERM, in epoch 2
+        calls[0] += 1
+        if rank == world - 1 and calls[0] == 3:
+            runtime._STOP.append(signal.SIGTERM)
+        return evaluate(*a, **k)
+    T.evaluate_model = eval_then_signal
+    path = os.path.join(out_dir, f"p.r{rank}of{world}.pt")
+    try:
+        T.fit(model, g, g.user_history(), es, cfg, "t", path)
+        raise AssertionError(f"rank {rank} did not stop")
+    except Stopped as e:
+        assert "stopped after epoch 2" in str(e), str(e)
+    assert torch.load(path, weights_only=False)["state"]["epoch"] == 3
+    dist.destroy_process_group()
+
+
+def test_a_sigterm_on_one_rank_stops_every_rank_at_the_same_epoch(tmp_path):
+    """The stop flag rides the per-epoch all_reduce: the ranks that got no signal checkpoint
+    and stop at the same epoch as the one that did (none is left waiting in a collective)."""
+    import time
+
+    ctx = mp.spawn(_stop_rank_main, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2,
+                   join=False)
+    deadline = time.monotonic() + 120  # ranks that disagree would wait in a collective forever
+    while not ctx.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            raise AssertionError("the ranks did not stop together (one waits in a collective)")
+
+
 def test_single_shard_is_the_identity():
     from graphpro_ext.graphpro import distributed as D
 
