@@ -68,6 +68,30 @@ def test_positions_in_equals_searchsorted(seed):
         assert torch.equal(nodes[positions_in(nodes, ids, size)], ids)
 
 
+def test_simgcl_noise_equals_the_plain_expression(seed):
+    """``eps_noise`` (built without autograd, in place) gives ``h + sign(h) * eps *
+    normalize(U(0, 1))`` bit for bit, layer after layer from one generator, and the same
+    gradient (the noise term has none); zero entries of h stay unperturbed."""
+    from graphpro_ext.graphpro.models.simgcl import eps_noise
+
+    gen = torch.Generator().manual_seed(seed)
+    hs = [torch.randn(30, 8, generator=gen) for _ in range(3)]
+    hs[1][::4] = 0.0
+    perturb = eps_noise(0.1, seed, "cpu")
+    plain = torch.Generator().manual_seed(seed)
+    for k, h in enumerate(hs):
+        a, b = h.clone().requires_grad_(), h.clone().requires_grad_()
+        got = perturb(a)
+        assert k != 1 or not got[::4].any()
+        noise = torch.rand(h.shape, generator=plain)
+        want = b + torch.sign(b) * F.normalize(noise, dim=1) * 0.1
+        assert torch.equal(got, want)
+        g = torch.randn(h.shape, generator=gen)
+        (got * g).sum().backward()
+        (want * g).sum().backward()
+        assert torch.equal(a.grad, b.grad)
+
+
 @pytest.mark.parametrize("name", BACKBONES)
 def test_fused_loss_and_gradients_match_the_reference_ops(name, seed):
     g = _graph(seed)

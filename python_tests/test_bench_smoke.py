@@ -186,3 +186,11 @@ def test_symmetry_check_benchmark_runs(capsys):
                                                  "--rounds", "2", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert out.count("transposed layer") == 3 and "new graph" in out
+
+
+def test_simgcl_benchmark_runs_and_agrees(capsys):
+    assert _script("bench_simgcl").main(["--dataset", "syn:20000", "--batches", "2",
+                                         "--batch-size", "128", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "faster" in out
+    assert "largest loss difference 0.00e+00, largest gradient difference 0.00e+00" in out

@@ -11,7 +11,6 @@ Published defaults: eps 0.1, temperature 0.2, weight 0.5 (the SimGCL paper's Yel
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..runtime import derive_seed
 from .base import batch_info_nce, bpr_loss, split3
@@ -26,8 +25,14 @@ def eps_noise(eps: float, view_seed: int, device):
     gen = torch.Generator(device=device).manual_seed(view_seed)
 
     def perturb(h: torch.Tensor) -> torch.Tensor:
-        noise = torch.rand(h.shape, generator=gen, device=h.device, dtype=h.dtype)
-        return h + torch.sign(h) * F.normalize(noise, dim=1) * eps
+        # The noise term has no gradient (sign's is zero), so it is built without autograd and
+        # in place: one [n, d] tensor per layer, where the plain expression made four and kept
+        # them for a backward of zeros. The same values bit for bit (F.normalize's arithmetic).
+        with torch.no_grad():
+            noise = torch.rand(h.shape, generator=gen, device=h.device, dtype=h.dtype)
+            noise.div_(noise.norm(dim=1, keepdim=True).clamp_min_(1e-12))
+            noise.mul_(torch.sign(h)).mul_(eps)
+        return h + noise
     return perturb
 
 
