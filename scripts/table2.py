@@ -22,8 +22,9 @@ lightgcn,sgl,simgcl,mixgcf --selections honest,reference --methods all|a,b``.
 
 ``plan`` prints one command per cell; cells already done are printed commented out, so
 ``plan | sh`` runs only the rest. ``run`` runs the cells not done one after another and stops at
-the first failure with its exit code; SIGTERM or Ctrl-C stops it and the cells it started (a
-later ``run`` resumes them). ``report`` reads the finished ``results.json`` files and
+the first failure with its exit code; SIGTERM or Ctrl-C stops it and the cells it started (on
+SIGTERM each cell first finishes and checkpoints its epoch; a later ``run`` resumes them).
+``report`` reads the finished ``results.json`` files and
 writes the Markdown tables, paired t-tests of GraphPro against every other method, the list of
 cells done and missing, and a per-stage Recall@20 plot. A cell counts only when its results.json
 says it ran with the cell's selection rule, budget, seed and backbone; nothing is ever filled in.
