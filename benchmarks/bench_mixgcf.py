@@ -120,10 +120,11 @@ def load(dataset: str, data_dir: str) -> TemporalGraph:
     return synthetic.gowalla_like()
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="amazon",
-                   help="amazon, amazon-stage, gowalla or syn:EDGES")
+def setup(doc: str, argv, dataset: str):
+    """The training-step benchmarks' flags and data: (args, graph, history rowptr, history
+    items, the pairs' users, a fixed permutation of the pairs)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--dataset", default=dataset, help="amazon, amazon-stage, gowalla or syn:EDGES")
     p.add_argument("--data", default="../shared/data/amazon")
     p.add_argument("--batches", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=2048)
@@ -132,12 +133,18 @@ def main(argv=None) -> int:
     if a.dataset not in ("amazon", "amazon-stage", "gowalla") and not (
             a.dataset.startswith("syn:") and a.dataset[4:].isdigit()):
         p.error(f"--dataset {a.dataset}: amazon, amazon-stage, gowalla or syn:EDGES")
+    if a.batches < 1 or a.batch_size < 1:
+        p.error("--batches and --batch-size must be positive")
     if a.threads:
         torch.set_num_threads(a.threads)
     g = load(a.dataset, a.data)
     rp, cols = g.user_history()
     pu = torch.from_numpy(np.repeat(np.arange(g.num_users), np.diff(rp.numpy())))
-    perm = torch.from_numpy(np.random.default_rng(0).permutation(pu.numel()))
+    return a, g, rp, cols, pu, torch.from_numpy(np.random.default_rng(0).permutation(pu.numel()))
+
+
+def main(argv=None) -> int:
+    a, g, rp, cols, pu, perm = setup(__doc__, argv, "amazon")
     x = model_class("mixgcf").init_table(g.num_users, g.num_items, 64,
                                          torch.Generator().manual_seed(0))
     ours = build("mixgcf", x.clone(), 3, 0.5)

@@ -16,15 +16,13 @@ as in ``bench_mixgcf.py``.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench_mixgcf import load
+from bench_mixgcf import setup
 from graphpro_ext.graphpro import backend
 from graphpro_ext.graphpro.models import build, model_class
 from graphpro_ext.graphpro.models import simgcl
@@ -40,25 +38,7 @@ def plain_noise(eps: float, view_seed: int, device):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="amazon-stage",
-                   help="amazon, amazon-stage, gowalla or syn:EDGES")
-    p.add_argument("--data", default="../shared/data/amazon")
-    p.add_argument("--batches", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=2048)
-    p.add_argument("--threads", type=int, default=0)
-    a = p.parse_args(argv)
-    if a.dataset not in ("amazon", "amazon-stage", "gowalla") and not (
-            a.dataset.startswith("syn:") and a.dataset[4:].isdigit()):
-        p.error(f"--dataset {a.dataset}: amazon, amazon-stage, gowalla or syn:EDGES")
-    if a.batches < 1 or a.batch_size < 1:
-        p.error("--batches and --batch-size must be positive")
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    g = load(a.dataset, a.data)
-    rp, cols = g.user_history()
-    pu = torch.from_numpy(np.repeat(np.arange(g.num_users), np.diff(rp.numpy())))
-    perm = torch.from_numpy(np.random.default_rng(0).permutation(pu.numel()))
+    a, g, rp, cols, pu, perm = setup(__doc__, argv, "amazon-stage")
     x = model_class("simgcl").init_table(g.num_users, g.num_items, 64,
                                          torch.Generator().manual_seed(0))
     models = {"ours": build("simgcl", x.clone(), 3, 0.5), "plain": build("simgcl", x.clone(), 3,
