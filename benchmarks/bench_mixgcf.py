@@ -143,6 +143,22 @@ def setup(doc: str, argv, dataset: str):
     return a, g, rp, cols, pu, torch.from_numpy(np.random.default_rng(0).permutation(pu.numel()))
 
 
+def batch(a, g, rp, cols, pu, perm, k: int, negatives: int):
+    """Batch ``k`` of ``setup``'s data: (users, positives, [B, negatives] negatives)."""
+    idx = perm[(k * a.batch_size) % pu.numel():][:a.batch_size]
+    users, pos = pu[idx], cols.long()[idx]
+    return users, pos, backend.sample_negatives(rp, cols, users, g.num_items, negatives, k)
+
+
+def timed_step(model, g, users, pos, neg, k: int) -> tuple[float, float]:
+    """(seconds, loss) of one forward + backward of the trainer's batch loss."""
+    model.zero_grad(set_to_none=True)
+    t0 = time.perf_counter()
+    loss = model.batch_loss(g, users, pos, neg, 0.8, k, 1e-4)
+    loss.backward()
+    return time.perf_counter() - t0, loss.item()
+
+
 def main(argv=None) -> int:
     a, g, rp, cols, pu, perm = setup(__doc__, argv, "amazon")
     x = model_class("mixgcf").init_table(g.num_users, g.num_items, 64,
@@ -157,20 +173,13 @@ def main(argv=None) -> int:
     times = {name: [] for name in variants}
     worst = 0.0
     for k in range(a.batches + 1):  # batch 0 warms up
-        idx = perm[(k * bs) % pu.numel():][:bs]
-        users, pos = pu[idx], cols.long()[idx]
-        neg = backend.sample_negatives(rp, cols, users, g.num_items, MixGCF.negatives, k)
+        users, pos, neg = batch(a, g, rp, cols, pu, perm, k, MixGCF.negatives)
         losses = {}
         names = list(variants)
         for name in names[k % len(names):] + names[:k % len(names)]:  # rotate the order
-            model = variants[name]
-            model.zero_grad(set_to_none=True)
-            t0 = time.perf_counter()
-            loss = model.batch_loss(g, users, pos, neg, 0.8, k, 1e-4)
-            loss.backward()
+            seconds, losses[name] = timed_step(variants[name], g, users, pos, neg, k)
             if k:
-                times[name].append(time.perf_counter() - t0)
-            losses[name] = loss.item()
+                times[name].append(seconds)
         worst = max(worst, *(abs(v - losses["ours"]) for v in losses.values()))
     med = {k: statistics.median(v) for k, v in times.items()}
     for k, v in med.items():

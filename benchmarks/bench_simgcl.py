@@ -17,13 +17,11 @@ as in ``bench_mixgcf.py``.
 from __future__ import annotations
 
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
-from bench_mixgcf import setup
-from graphpro_ext.graphpro import backend
+from bench_mixgcf import batch, setup, timed_step
 from graphpro_ext.graphpro.models import build, model_class
 from graphpro_ext.graphpro.models import simgcl
 
@@ -50,20 +48,13 @@ def main(argv=None) -> int:
     worst_loss = worst_grad = 0.0
     try:
         for k in range(a.batches + 1):  # batch 0 warms up
-            idx = perm[(k * a.batch_size) % pu.numel():][:a.batch_size]
-            users, pos = pu[idx], cols.long()[idx]
-            neg = backend.sample_negatives(rp, cols, users, g.num_items, 1, k)[:, 0]
+            users, pos, neg = batch(a, g, rp, cols, pu, perm, k, 1)
             losses = {}
             for name in list(models) if k % 2 else list(models)[::-1]:
                 simgcl.eps_noise = noises[name]  # what SimGCL.batch_loss calls
-                model = models[name]
-                model.zero_grad(set_to_none=True)
-                t0 = time.perf_counter()
-                loss = model.batch_loss(g, users, pos, neg, 0.8, k, 1e-4)
-                loss.backward()
+                seconds, losses[name] = timed_step(models[name], g, users, pos, neg[:, 0], k)
                 if k:
-                    times[name].append(time.perf_counter() - t0)
-                losses[name] = loss.item()
+                    times[name].append(seconds)
             worst_loss = max(worst_loss, abs(losses["ours"] - losses["plain"]))
             worst_grad = max(worst_grad, float((models["ours"].x.grad
                                                 - models["plain"].x.grad).abs().max()))

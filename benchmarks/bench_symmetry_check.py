@@ -22,21 +22,7 @@ import time
 import torch
 
 import graphpro_ext.ops  # noqa: F401  (registers torch.ops.graphpro)
-from graphpro_ext.graph import TemporalGraph
-
-
-def load(dataset: str, data_dir: str) -> TemporalGraph:
-    if dataset == "amazon":
-        from graphpro_ext.graphpro.data import load_snapshot_folder
-
-        d = load_snapshot_folder(data_dir)
-        p = d.pretrain
-        return TemporalGraph.from_interactions(p.users, p.items, p.times, d.num_users,
-                                               d.num_items, tau_hours=24.0)
-    from graphpro_ext import synthetic
-
-    edges = int(dataset[4:])
-    return synthetic.power_law_graph(max(edges // 10, 10), max(edges // 15, 10), edges)
+from bench_mixgcf import load
 
 
 def main(argv=None) -> int:
