@@ -510,3 +510,132 @@ def test_archive_copies_finished_cells_and_prunes_only_after(tmp_path, capsys):
     assert "the same folder as --root" in capsys.readouterr().err
     assert t2.main(["archive", "--root", str(root)]) == 2  # --to is required
     assert "--to" in capsys.readouterr().err
+
+
+# -- carrying finished checkpoints between folders (pieces, sessions) ---------------------------
+
+def _ckpt(cell: Path, files: dict, config: dict | None = None) -> None:
+    """A run folder's checkpoints: ``files`` maps paths under ckpt/ to their bytes."""
+    (cell / "ckpt").mkdir(parents=True, exist_ok=True)
+    (cell / "ckpt" / "config.json").write_text(json.dumps(config or {"window": 2, "seed": 1}))
+    for rel, data in files.items():
+        (cell / "ckpt" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (cell / "ckpt" / rel).write_bytes(data)
+
+
+def test_resumable_is_a_consistent_prefix_of_finished_checkpoints(tmp_path):
+    """Finished stages 1..k of each method with the tables stage k+1 reads; the pre-trainings
+    the methods start from; never mid-phase files; a table-reading method whose tables are
+    gone carries nothing; ``small`` keeps only what needs no table."""
+    cell = tmp_path / "c"
+    _ckpt(cell, {"pretrain_lightgcn.pt": b"p", "pretrain_graphpro.pt": b"g",
+                 "pretrain_lightgcn.partial.pt": b"-",
+                 "full/stage_1.pt": b"1", "full/stage_2.pt": b"2", "full/stage_4.pt": b"4",
+                 "full/stage_3.partial.pt": b"-",
+                 "finetune/stage_1.pt": b"1", "finetune/stage_2.pt": b"2",
+                 "finetune/x_2.pt": b"x",
+                 "graphpro/stage_1.pt": b"1", "graphpro/stage_2.pt": b"2",
+                 "graphpro/x_2.pt": b"x"})  # window 2: stage 3 of graphpro also reads x_1
+    got = t2.resumable(str(cell), ["full", "finetune", "graphpro"])
+    assert got[0] == os.path.join("ckpt", "config.json")
+    assert sorted(got[1:]) == sorted(os.path.join("ckpt", p) for p in [
+        "pretrain_lightgcn.pt", "pretrain_graphpro.pt", "full/stage_1.pt", "full/stage_2.pt",
+        "finetune/stage_1.pt", "finetune/stage_2.pt", "finetune/x_2.pt"])
+    # only what the methods asked for start from
+    assert os.path.join("ckpt", "pretrain_graphpro.pt") not in t2.resumable(str(cell),
+                                                                           ["finetune"])
+    small = t2.resumable(str(cell), ["full", "finetune", "graphpro"], small=True)
+    assert small == [os.path.join("ckpt", p) for p in
+                     ["config.json", "full/stage_1.pt", "full/stage_2.pt"]]
+    assert t2.resumable(str(cell), ["finetune"], small=True) == []  # a config alone: nothing
+    assert t2.resumable(str(tmp_path / "none"), ["full"]) == []
+
+
+def test_seed_cell_copies_into_a_fresh_folder_only(tmp_path):
+    src = tmp_path / "a" / "honest" / "lightgcn-s1"
+    _ckpt(src, {"pretrain_lightgcn.pt": b"p", "full/stage_1.pt": b"1"})
+    cell = t2.Cell("honest", "lightgcn", 1, str(tmp_path / "b"))
+    copied = t2.seed_cell(cell, str(tmp_path / "a"), ["finetune", "full"])
+    assert len(copied) == 3
+    for rel in copied:
+        assert (Path(cell.out) / rel).read_bytes() == (src / rel).read_bytes()
+    (src / "ckpt" / "full" / "stage_2.pt").write_bytes(b"2")
+    # a folder with checkpoints of its own is never written into
+    assert t2.seed_cell(cell, str(tmp_path / "a"), ["full"]) == []
+    assert not (Path(cell.out) / "ckpt" / "full" / "stage_2.pt").exists()
+
+
+def test_archive_stages_keeps_small_checkpoints_never_over_others(tmp_path, capsys):
+    root, to = tmp_path / "runs", tmp_path / "docs"
+    cell = root / "honest" / "lightgcn-s1"
+    cfg = {"window": 4, "seed": 1, "methods": ["full"], "dim": 64}
+    _ckpt(cell, {"pretrain_lightgcn.pt": b"p" * 1000, "full/stage_1.pt": b"1",
+                 "finetune/stage_1.pt": b"f", "finetune/x_1.pt": b"x"}, cfg)
+    args = ["--root", str(root), "--to", str(to), "--selections", "honest", "--backbones",
+            "lightgcn", "--seeds", "1", "--methods", "finetune,full"]
+    assert t2.main(["archive", *args]) == 0  # without --stages: nothing of a partial cell
+    assert "skip honest/lightgcn-s1: partial" in capsys.readouterr().out and not to.exists()
+    assert t2.main(["archive", *args, "--stages", "--prune"]) == 0
+    assert "kept 1 finished stage(s)" in capsys.readouterr().out
+    kept = to / "honest" / "lightgcn-s1" / "ckpt"
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == [
+        "config.json", os.path.join("full", "stage_1.pt")]
+    assert (cell / "ckpt").is_dir()  # an unfinished cell is never pruned
+    # a later session: the config may differ where results cannot (methods), stages add up
+    _ckpt(cell, {"full/stage_2.pt": b"2"}, {**cfg, "methods": ["full", "finetune"]})
+    assert t2.main(["archive", *args, "--stages"]) == 0
+    assert (kept / "full" / "stage_2.pt").read_bytes() == b"2"
+    assert json.loads((kept / "config.json").read_text())["methods"] == ["full"]
+    # ...but a different stage, or a configuration that changes results, is refused whole
+    (cell / "ckpt" / "full" / "stage_1.pt").write_bytes(b"other")
+    (cell / "ckpt" / "full" / "stage_3.pt").write_bytes(b"3")
+    assert t2.main(["archive", *args, "--stages"]) == 2
+    assert "already holds other results" in capsys.readouterr().err
+    assert not (kept / "full" / "stage_3.pt").exists()
+    (cell / "ckpt" / "full" / "stage_1.pt").write_bytes(b"1")
+    _ckpt(cell, {}, {**cfg, "dim": 32})
+    assert t2.main(["archive", *args, "--stages"]) == 2
+    capsys.readouterr()
+
+
+def test_seed_from_bad_folders_exit_2(tmp_path, data, capsys):
+    root = tmp_path / "r"
+    for bad, msg in ((str(tmp_path / "nope"), "no such folder"), (str(root), "same folder")):
+        root.mkdir(exist_ok=True)
+        assert t2.main(["run", "--root", str(root), "--data", str(data), "--seed-from", bad]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1
+
+
+def test_full_cell_continues_in_another_session_from_its_archived_stages(tmp_path, monkeypatch,
+                                                                           capsys):
+    """A `full` cell cut off after stage 2 (a session's end), archived with --stages, resumes
+    in a fresh folder seeded from the archive and ends with the uninterrupted run's results,
+    stages 1 and 2 not recomputed."""
+    from graphpro_ext.graphpro.data import synthetic, write_snapshot_folder
+
+    d = tmp_path / "amazon"
+    write_snapshot_folder(synthetic(60, 40, num_snapshots=4, seed=3), d)
+    assert (d / "fine_tune.txt").exists()
+    grid = ["--data", str(d), "--selections", "honest", "--backbones", "lightgcn", "--seeds",
+            "5", "--methods", "full", "--threads", "1"]
+    assert t2.main(["run", "--root", str(tmp_path / "whole"), *grid]) == 0
+    monkeypatch.setenv("GRAPHPRO_FAIL_AT", "full/stage2/done")
+    assert t2.main(["run", "--root", str(tmp_path / "s1"), *grid]) == 75
+    monkeypatch.delenv("GRAPHPRO_FAIL_AT")
+    arch = tmp_path / "kept"
+    assert t2.main(["archive", "--root", str(tmp_path / "s1"), "--to", str(arch), "--stages",
+                    *grid[2:8], "--methods", "full"]) == 0
+    capsys.readouterr()
+    assert t2.main(["run", "--root", str(tmp_path / "s2"), "--seed-from", str(arch), *grid]) == 0
+    assert "seeded from" in capsys.readouterr().out
+    cell = "honest/lightgcn-s5"
+    got, want = (json.loads((tmp_path / r / cell / "results.json").read_text())["methods"]["full"]
+                 for r in ("s2", "whole"))
+    key = ("stage", "recall@20", "ndcg@20", "best_epoch", "epochs_run")
+    assert [{k: s[k] for k in key} for s in got["stages"]] == \
+        [{k: s[k] for k in key} for s in want["stages"]]
+    assert len(got["stages"]) == 3
+    for n in (1, 2):  # the archived stages, not recomputed
+        assert (tmp_path / "s2" / cell / "ckpt" / "full" / f"stage_{n}.pt").read_bytes() == \
+            (arch / cell / "ckpt" / "full" / f"stage_{n}.pt").read_bytes()

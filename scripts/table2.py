@@ -36,6 +36,12 @@ says which root gave what; a merged report needs ``--out`` (its plot goes beside
 --root`` reads) and, with ``--prune``, then deletes their ``ckpt/`` and ``model/`` (a finished
 cell keeps about 1 GB of them); it never overwrites a different results.json and prunes only
 after checking that the copy is byte-identical.
+
+A cell too long for one sitting is split into pieces: other roots running some of its methods
+(``run --seed-from ROOT`` first copies the cell's finished pre-trainings and stages from ROOT,
+so the pieces pre-train once), or later sessions (``archive --stages`` keeps an unfinished
+cell's finished ``full`` stages, a few kilobytes each, and ``run --seed-from`` that archive
+resumes after them). ``report --root`` merges the pieces.
 Bad arguments: one line on stderr and exit code 2.
 """
 
@@ -214,6 +220,70 @@ def read_cell(cell: Cell, methods: list[str], preset: dict) -> CellState:
 def grid(args, backbones: list[str], root: str | None = None) -> list[Cell]:
     return [Cell(s, b, seed, root or args.root, args.stage_loss) for s in args.selections
             for b in backbones for seed in args.seeds]
+
+
+# -- carrying finished checkpoints between folders ----------------------------------------------
+
+def resumable(out: str, methods: list[str], small: bool = False) -> list[str]:
+    """The finished checkpoints of the run folder OUT that a fresh folder of the same cell
+    resumes from, as paths relative to OUT (empty without a config.json): the configuration,
+    the pre-trainings ``methods`` start from, and per method its finished stages 1..k with the
+    stage tables stage k+1 reads (a method whose tables are missing carries nothing). With
+    ``small`` (what an archive in git keeps): no pre-trainings and no tables, so only the
+    stages of methods that read no earlier table (``full``)."""
+    from types import SimpleNamespace
+
+    from graphpro_ext.graphpro.checkpoint import CheckpointLayout
+    from graphpro_ext.graphpro.methods import METHODS, kind_of
+
+    lay = CheckpointLayout(out)
+    try:
+        cfg = lay.read_config()
+    except (OSError, ValueError):
+        cfg = None
+    if cfg is None:
+        return []
+    files = []
+    if not small:
+        kinds = {METHODS[m].pretrain for m in methods}
+        files += [p for k, p in lay.finished_pretrainings().items() if k in kinds]
+    for m in methods:
+        keep = kind_of(METHODS[m]).tables_kept(METHODS[m], SimpleNamespace(**cfg))
+        if keep and small:
+            continue
+        n = 0
+        while os.path.isfile(lay.stage(m, n + 1)):
+            n += 1
+        tables = [lay.table(m, j) for j in range(max(1, n - keep + 1), n + 1)] if keep else []
+        if n and all(os.path.isfile(t) for t in tables):
+            files += [lay.stage(m, j) for j in range(1, n + 1)] + tables
+    if small and not files:
+        return []  # a configuration alone resumes nothing
+    return [os.path.relpath(p, out) for p in [lay.config] + files]
+
+
+def copy_file_atomic(src: str, dest: str) -> None:
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    tmp = f"{dest}.tmp{os.getpid()}"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+
+def seed_cell(cell: Cell, source_root: str, methods: list[str]) -> list[str]:
+    """Copy into a cell folder that has no checkpoints yet the finished ones of the same cell
+    under ``source_root`` (another piece of the grid, or an archive of finished stages), so
+    its ``--resume`` starts after them; the configuration is copied last, so a copy cut short
+    is simply redone. Returns what was copied (nothing when the folder has checkpoints or the
+    source has none); ``graphpro run --resume`` then checks the configuration as usual."""
+    from graphpro_ext.graphpro.checkpoint import CheckpointLayout
+
+    if os.path.exists(CheckpointLayout(cell.out).config):
+        return []
+    src = replace(cell, root=source_root).out
+    files = resumable(src, methods)
+    for rel in files[1:] + files[:1]:
+        copy_file_atomic(os.path.join(src, rel), os.path.join(cell.out, rel))
+    return files
 
 
 # -- statistics ------------------------------------------------------------------------------
@@ -601,6 +671,11 @@ def _run(args, methods, backbones, preset) -> int:
                 time.sleep(0.2)
                 continue
             i, c = queue.pop(0)
+            if args.seed_from:
+                copied = seed_cell(c, args.seed_from, methods)
+                if copied:
+                    print(f"table2: cell {c.name}: seeded from {args.seed_from}: "
+                          + ", ".join(copied), flush=True)
             cmd = command(c, args.data, methods, python=sys.executable, threads=args.threads,
                           auto_share=args.auto_share)
             print(f"table2: cell {i}/{len(todo)} {c.name}: {shlex.join(cmd)}", flush=True)
@@ -683,24 +758,40 @@ def prunable() -> tuple[str, ...]:
 def _archive(args, methods, backbones, preset) -> int:
     """Copy each finished cell's results.json to ``--to`` (same layout); with ``--prune``, then
     delete the cell's checkpoints and served models, but only once the copy is byte-identical.
-    A different results.json already at the destination is never overwritten."""
+    A different results.json already at the destination is never overwritten. With
+    ``--stages``, an unfinished cell's small resumable checkpoints (``resumable(small=True)``)
+    are copied too, never over a different file."""
     from graphpro_ext.graphpro.runtime import write_bytes_atomic
 
     cells = grid(args, backbones)
     states = collect(cells, methods, preset)
+    stages = {c: resumable(c.out, methods, small=True) if args.stages else []
+              for c in cells if states[c].status == "partial"}
     for c in cells:
-        if states[c].status in ("partial", "mismatch"):
+        if states[c].status in ("partial", "mismatch") and not stages.get(c):
             print(f"table2: skip {c.name}: {states[c].status}"
                   + (f" ({states[c].note})" if states[c].note else ""))
     # (cell, results.json bytes, destination) of each finished cell
     done = [(c, _read(os.path.join(c.out, "results.json")),
              os.path.join(replace(c, root=args.to).out, "results.json"))
             for c in cells if states[c].status == "done"]
+    kept = [(c, rel, _read(os.path.join(c.out, rel)),
+             os.path.join(replace(c, root=args.to).out, rel))
+            for c, files in stages.items() for rel in files]
     clash = [dest for _, data, dest in done if _read(dest) not in (None, data)]
+    clash += [dest for _, rel, data, dest in kept if _clashes(rel, data, dest)]
     if clash:  # checked before anything is copied: all or nothing
         print(f"table2: error: {clash[0]} already holds other results; move it away or archive "
               "to another --to", file=sys.stderr)
         return 2
+    for c, rel, data, dest in kept:
+        if _read(dest) is None:
+            write_bytes_atomic(data, dest)
+    for c in stages:
+        if stages[c]:
+            print(f"table2: {c.name}: unfinished; kept {len(stages[c]) - 1} finished stage(s) "
+                  f"in {replace(c, root=args.to).out} (`run --seed-from {args.to}` resumes "
+                  "after them)")
     freed = 0
     for c, data, dest in done:
         if _read(dest) == data:
@@ -724,6 +815,22 @@ def _archive(args, methods, backbones, preset) -> int:
     print(f"table2: {len(done)} finished cell(s) archived"
           + (f", {freed / 1e9:.2f} GB freed" if args.prune else ""))
     return 0
+
+
+def _clashes(rel: str, data: bytes, dest: str) -> bool:
+    """Whether archiving ``data`` as ``dest`` would replace something different: a config.json
+    may differ only where results cannot (the methods run, checkpoint frequency...)."""
+    old = _read(dest)
+    if old is None or old == data:
+        return False
+    if os.path.basename(rel) != "config.json":
+        return True
+    from graphpro_ext.graphpro.stages import _result_relevant
+
+    try:
+        return _result_relevant(json.loads(old)) != _result_relevant(json.loads(data))
+    except ValueError:
+        return True
 
 
 def _names(text: str, known: list[str], what: str) -> list[str]:
@@ -768,11 +875,20 @@ def build_parser() -> argparse.ArgumentParser:
                                  "the flag existed resume with 0.5)")
         if name == "run":
             sp.add_argument("--max-cells", type=int, help="stop after this many cells")
+            sp.add_argument("--seed-from", metavar="ROOT",
+                            help="a cell without checkpoints first copies the same cell's "
+                                 "finished ones from ROOT (config, pre-trainings, finished "
+                                 "stages) and resumes after them: another piece of the grid, "
+                                 "or an `archive --stages` folder")
             sp.add_argument("--jobs", type=int, default=1,
                             help="cells run side by side (each logs to OUT/table2-run.log)")
         if name == "archive":
             sp.add_argument("--to", required=True,
                             help="folder receiving SELECTION/BACKBONE-sSEED/results.json")
+            sp.add_argument("--stages", action="store_true",
+                            help="also keep the unfinished cells' finished stages of methods "
+                                 "that read no earlier table (full), with their config, for "
+                                 "`run --seed-from` in a later session (kilobytes per stage)")
             sp.add_argument("--prune", action="store_true",
                             help="after a byte-identical copy, delete the cell's "
                                  + " and ".join(f"{n}/" for n in prunable())
@@ -820,6 +936,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--data {args.data}: not a snapshot folder (no fine_tune.txt)")
         if args.command == "archive" and os.path.abspath(args.to) == os.path.abspath(args.root):
             raise UsageError(f"--to {args.to}: the same folder as --root")
+        if getattr(args, "seed_from", None):
+            if os.path.abspath(args.seed_from) == os.path.abspath(args.root):
+                raise UsageError(f"--seed-from {args.seed_from}: the same folder as --root")
+            if not os.path.isdir(args.seed_from):
+                raise UsageError(f"--seed-from {args.seed_from}: no such folder")
     except UsageError as e:
         print(f"table2: error: {e}", file=sys.stderr)
         return 2
