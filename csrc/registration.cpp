@@ -43,6 +43,10 @@ TORCH_LIBRARY(graphpro, m) {
   // scores[b, i - item_begin] = -inf for every history item i of user b inside the chunk.
   m.def("mask_history_(Tensor(a!) scores, Tensor hist_rowptr, Tensor hist_items, Tensor? users, "
         "int item_begin) -> ()");
+  // SimGCL's perturbation (Yu et al., SIGIR 2022): x + sign(x) * eps * u / |u| per row, u uniform
+  // in [0, 1)^d keyed by (seed, row, column); the gradient with respect to x is the identity.
+  m.def("simgcl_perturb(Tensor x, float eps, int seed) -> Tensor");
+
   // Chunked full-ranking top-k with history excluded; memory bounded by chunk_items.
   m.def("topk_masked(Tensor user_emb, Tensor item_emb, Tensor hist_rowptr, Tensor hist_items, "
         "Tensor? users, int k, int chunk_items) -> (Tensor, Tensor)");

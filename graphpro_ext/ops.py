@@ -38,6 +38,7 @@ __all__ = [
     "khop_subgraph",
     "sample_negatives",
     "topk_masked",
+    "simgcl_perturb",
 ]
 
 _ops = torch.ops.graphpro
@@ -468,3 +469,31 @@ def topk_masked(
 def _(user_emb, item_emb, hist_rowptr, hist_items, users, k, chunk_items):
     b = user_emb.shape[0]
     return user_emb.new_empty((b, k)), user_emb.new_empty((b, k), dtype=torch.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# contrastive views
+# ----------------------------------------------------------------------------------------------
+def simgcl_perturb(x: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
+    """SimGCL's perturbation of a layer's output [n, d]: ``x + sign(x) * eps * u / |u|`` per row,
+    u uniform in [0, 1)^d with 24-bit resolution, drawn by a counter-based hash of (``seed``, row,
+    column), so the noise is the same on CPU and CUDA and for any thread count. One pass over x,
+    without the [n, d] noise tensor. Differentiable in x: the gradient is the identity (sign's
+    derivative is zero). ``eps`` >= 0, finite; ``seed`` as for the other ops."""
+    _check_backend(x)
+    eps = float(eps)
+    if not (eps >= 0.0 and eps != float("inf")):
+        raise ValueError(f"graphpro.simgcl_perturb: eps must be finite and >= 0, got {eps}")
+    return _ops.simgcl_perturb(x, eps, _seed_arg(seed, "simgcl_perturb"))
+
+
+@torch.library.register_fake("graphpro::simgcl_perturb")
+def _(x, eps, seed):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _simgcl_perturb_backward(ctx, grad):
+    return grad, None, None
+
+
+torch.library.register_autograd("graphpro::simgcl_perturb", _simgcl_perturb_backward)

@@ -60,6 +60,30 @@ def edge_keep_mask(
     return _srl(h, 32) < threshold
 
 
+def simgcl_noise(n: int, d: int, seed: int, device=None) -> torch.Tensor:
+    """float32 [n, d]: the uniforms of csrc/common/device_math.h::noise_pair_bits (SplitMix64
+    output r * pairs + p + 1 for pair p = c // 2 of row r; top 24 bits for even c, bits 8..31
+    for odd c)."""
+    pairs = (d + 1) // 2
+    key = _mix64_int(seed + 0x632BE59BD9B4E019)
+    i = torch.arange(n * pairs, dtype=torch.int64, device=device) + 1
+    bits = _mix64(_i64(key) + i * _i64(0x9E3779B97F4A7C15))
+    hi = _srl(bits, 40).to(torch.float32) * 2.0 ** -24
+    lo = (_srl(bits, 8) & 0xFFFFFF).to(torch.float32) * 2.0 ** -24
+    return torch.stack([hi, lo], dim=1).reshape(n, 2 * pairs)[:, :d]
+
+
+def simgcl_perturb(x: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
+    """SimGCL's ``x + sign(x) * eps * normalize(u)`` with the op's keyed uniforms u."""
+    u = simgcl_noise(x.shape[0], x.shape[1], seed, x.device).to(_acc(x.dtype))
+    u = torch.nn.functional.normalize(u, dim=1)
+    return (x + torch.sign(x.detach()) * eps * u).to(x.dtype)
+
+
+def _acc(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def edge_softmax(rowptr: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     """Per-row softmax via scatter max / exp / scatter sum (the reference code's way)."""
     rows = row_index(rowptr, scores.numel())

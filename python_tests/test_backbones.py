@@ -68,28 +68,60 @@ def test_positions_in_equals_searchsorted(seed):
         assert torch.equal(nodes[positions_in(nodes, ids, size)], ids)
 
 
-def test_simgcl_noise_equals_the_plain_expression(seed):
-    """``eps_noise`` (built without autograd, in place) gives ``h + sign(h) * eps *
-    normalize(U(0, 1))`` bit for bit, layer after layer from one generator, and the same
-    gradient (the noise term has none); zero entries of h stay unperturbed."""
+def test_simgcl_noise_is_the_keyed_op_layer_by_layer(seed):
+    """``eps_noise`` perturbs layer k of a view with ``simgcl_perturb`` keyed by
+    ``derive_seed(view_seed, "layer", k)``: ``h + sign(h) * eps * normalize(u)`` (the reference
+    op's values), the gradient passing through unchanged; zero entries of h stay unperturbed."""
+    from graphpro_ext import reference
     from graphpro_ext.graphpro.models.simgcl import eps_noise
 
     gen = torch.Generator().manual_seed(seed)
     hs = [torch.randn(30, 8, generator=gen) for _ in range(3)]
     hs[1][::4] = 0.0
-    perturb = eps_noise(0.1, seed, "cpu")
-    plain = torch.Generator().manual_seed(seed)
+    perturb = eps_noise(0.1, seed)
     for k, h in enumerate(hs):
-        a, b = h.clone().requires_grad_(), h.clone().requires_grad_()
+        a = h.clone().requires_grad_()
         got = perturb(a)
         assert k != 1 or not got[::4].any()
-        noise = torch.rand(h.shape, generator=plain)
-        want = b + torch.sign(b) * F.normalize(noise, dim=1) * 0.1
-        assert torch.equal(got, want)
+        want = reference.simgcl_perturb(h, 0.1, derive_seed(seed, "layer", k))
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
         g = torch.randn(h.shape, generator=gen)
         (got * g).sum().backward()
-        (want * g).sum().backward()
-        assert torch.equal(a.grad, b.grad)
+        assert torch.equal(a.grad, g)
+
+
+@pytest.mark.parametrize("n,d,t", [(1, 4, 0.2), (7, 3, 0.2), (64, 16, 0.05), (300, 8, 1.0)])
+def test_info_nce_matches_the_plain_expression(seed, n, d, t):
+    """The one-buffer InfoNCE equals ``mean(logsumexp(a b^T / t) - diag / t)`` on normalised
+    rows in value and in both gradients (also with one side frozen, and a second backward)."""
+    gen = torch.Generator().manual_seed(seed)
+    a0 = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    b0 = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    b0[: n // 2] = a0[: n // 2] * 3  # aligned rows: large logits
+    if n > 2:
+        a0[-1] = 0.0  # a zero row: normalize's floor
+
+    def plain(a, b):
+        a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+        logits = a @ b.T / t
+        return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
+
+    for frozen in (None, "a", "b"):
+        a1, b1 = a0.clone().requires_grad_(frozen != "a"), b0.clone().requires_grad_(frozen != "b")
+        a2, b2 = a0.clone().requires_grad_(frozen != "a"), b0.clone().requires_grad_(frozen != "b")
+        got, want = info_nce(a1, b1, t), plain(a2, b2)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        got.backward(retain_graph=True)
+        want.backward()
+        for x, y in ((a1, a2), (b1, b2)):
+            if x.requires_grad:
+                torch.testing.assert_close(x.grad, y.grad, rtol=1e-10, atol=1e-12)
+        first = [x.grad.clone() for x in (a1, b1) if x.requires_grad]
+        got.backward()  # the saved buffer is read, never overwritten, by the backward
+        for x, g in zip([x for x in (a1, b1) if x.requires_grad], first):
+            torch.testing.assert_close(x.grad, 2 * g)
+    torch.autograd.gradcheck(lambda x, y: info_nce(x, y, 0.3),
+                             (a0[:6].clone().requires_grad_(), b0[:6].clone().requires_grad_()))
 
 
 @pytest.mark.parametrize("name", BACKBONES)

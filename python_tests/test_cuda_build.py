@@ -95,12 +95,13 @@ def _cpu_args(name: str):
         "sample_negatives": (hist_rowptr, hist_items, users, 5, 1, 0),
         "mask_history_": (torch.zeros(2, 5), hist_rowptr, hist_items, users, 0),
         "khop_subgraph": (rowptr, col, torch.tensor([0], dtype=torch.int64), 1),
+        "simgcl_perturb": (x, 0.1, 0),
     }[name]
 
 
 CUDA_KERNEL_OPS = ["edge_softmax", "edge_softmax_backward", "spmm_kernel", "sddmm",
                    "temporal_row_stats", "temporal_spmm", "lightgcn", "lightgcn_backward",
-                   "sample_negatives", "mask_history_"]
+                   "sample_negatives", "mask_history_", "simgcl_perturb"]
 
 
 @pytest.mark.parametrize("name", CUDA_KERNEL_OPS)

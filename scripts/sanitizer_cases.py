@@ -23,7 +23,7 @@ import graphpro_ext.ops as ops
 from graphpro_ext.graph import TemporalGraph
 
 CASES = ["edge_softmax", "spmm", "sddmm", "temporal_propagate", "lightgcn", "sample_negatives",
-         "topk_masked", "khop_subgraph"]
+         "topk_masked", "khop_subgraph", "simgcl_perturb"]
 
 
 def graph(index_dtype: torch.dtype) -> TemporalGraph:
@@ -121,6 +121,15 @@ def run(case: str, g: TemporalGraph, dev: str) -> None:
             if not torch.equal(x, y.cpu().to(x.dtype)):
                 raise AssertionError(f"{tag}: CUDA subgraph differs from the CPU's")
         print(f"  {tag}: ok (identical)", flush=True)
+    elif case == "simgcl_perturb":  # independent of the graph: d = 64, 5 and a warp-plus row
+        for d, dtype, tol in ((64, torch.float32, 1e-6), (5, torch.float32, 1e-6),
+                              (200, torch.float32, 1e-6), (64, torch.float16, 2e-3)):
+            x = torch.randn(g.num_nodes, d, generator=gen).to(dtype).requires_grad_()
+            xd = x.detach().to(dev).requires_grad_()
+            y, yd = ops.simgcl_perturb(x, 0.1, 5), ops.simgcl_perturb(xd, 0.1, 5)
+            yd.backward(torch.ones_like(yd))
+            close(yd, y, f"{case} d={d} {dtype}", tol)
+            close(xd.grad, torch.ones_like(x), f"{case} d={d} {dtype} bwd", 0.0)
     else:
         raise ValueError(case)
     if dev != "cpu":

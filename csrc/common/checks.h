@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include <cmath>
+
 #include "common/device_math.h"
 
 namespace graphpro {
@@ -221,6 +223,15 @@ inline void check_mask_history_inputs(const at::Tensor& scores, const at::Tensor
   } else {
     TORCH_CHECK(num_users >= batch, "graphpro.mask_history_: fewer history rows than score rows");
   }
+}
+
+// simgcl_perturb: a 2-D floating-point [n, d] table and a finite, non-negative noise radius.
+inline void check_simgcl_perturb_inputs(const at::Tensor& x, double eps) {
+  TORCH_CHECK(x.dim() == 2, "graphpro.simgcl_perturb: x must be 2-D [num_rows, dim], got shape ",
+              x.sizes());
+  check_float(x, "x");
+  TORCH_CHECK(std::isfinite(eps) && eps >= 0.0,
+              "graphpro.simgcl_perturb: eps must be finite and >= 0, got ", eps);
 }
 
 }  // namespace graphpro

@@ -34,6 +34,22 @@ GP_HD uint64_t keep_threshold(double keep_prob) {
 
 GP_HD uint64_t seed_key(int64_t seed) { return mix64(static_cast<uint64_t>(seed) + 0x632be59bd9b4e019ULL); }
 
+// SimGCL's noise: uniforms u[r, c] in [0, 1) with 24 bits (a float's mantissa), two per SplitMix64
+// output: pair p = c / 2 of row r is output number r * pairs + p + 1 of the SplitMix64 stream
+// seeded with the key, so every element is a pure function of (seed, r, c, d) on any device and
+// thread count. graphpro_ext.reference.simgcl_perturb mirrors it.
+GP_HD uint64_t noise_pair_bits(uint64_t key, int64_t r, int64_t pairs, int64_t p) {
+  return mix64(key + static_cast<uint64_t>(r * pairs + p + 1) * 0x9e3779b97f4a7c15ULL);
+}
+// (24-bit values converted through int32: an unsigned 64-bit conversion is a branchy sequence on
+// x86-64 without AVX-512)
+GP_HD float noise_hi(uint64_t bits) {
+  return static_cast<float>(static_cast<int32_t>(bits >> 40)) * 0x1.0p-24f;
+}
+GP_HD float noise_lo(uint64_t bits) {
+  return static_cast<float>(static_cast<int32_t>((bits >> 8) & 0xffffffULL)) * 0x1.0p-24f;
+}
+
 // Philox4x32-10 (Salmon et al., SC'11): counter-based, so every (seed, user position, j) draws the
 // same numbers on any device and thread count.
 struct Philox4 {

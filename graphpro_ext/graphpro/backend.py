@@ -30,7 +30,7 @@ except Exception as e:  # noqa: BLE001 - ImportError, OSError or a missing schem
 _ops = _fused or _reference
 FUSED = _fused is not None
 
-__all__ = ["FUSED", "FUSED_ERROR", "use", "lightgcn", "layers", "khop_subgraph",
+__all__ = ["FUSED", "FUSED_ERROR", "use", "lightgcn", "layers", "khop_subgraph", "simgcl_perturb",
            "sample_negatives",
            "topk_masked", "group_dots", "backend_name"]
 
@@ -82,6 +82,11 @@ def khop_subgraph(graph, seeds: torch.Tensor, num_hops: int):
     propagation with up to ``num_hops`` layers over it is exact at the seeds."""
     nodes, rp, col, pos = _ops.khop_subgraph(graph.rowptr, graph.col, seeds, num_hops)
     return graph.subgraph(nodes, rp, col, pos), nodes
+
+
+def simgcl_perturb(x: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
+    """SimGCL's ``x + sign(x) * eps * u / |u|`` per row, u keyed by (seed, row, column)."""
+    return _ops.simgcl_perturb(x, eps, seed)
 
 
 def group_dots(table: torch.Tensor, idx: torch.Tensor, v: torch.Tensor,

@@ -77,8 +77,36 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tens
     """Mean InfoNCE between two views of the same rows (cosine similarity, in-batch negatives):
     ``-log(exp(a_i.b_i / t) / sum_j exp(a_i.b_j / t))`` on L2-normalised rows."""
     a, b = torch.nn.functional.normalize(a, dim=1), torch.nn.functional.normalize(b, dim=1)
-    logits = a @ b.T / temperature
-    return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
+    return _DiagonalCrossEntropy.apply(a * (1.0 / temperature), b)
+
+
+class _DiagonalCrossEntropy(torch.autograd.Function):
+    """``mean_i(logsumexp_j(a_i.b_j) - a_i.b_i)`` with one [n, n] buffer and no [n, n] pass in
+    the backward: the plain expression (matmul, logsumexp, diagonal) makes about four [n, n]
+    tensors and passes over them twice as often. The backward uses
+    ``d/da = (E @ b) / z - b`` and ``d/db = E^T @ (a / z) - a`` (times the upstream gradient
+    / n), where ``E = exp(a b^T - rowmax)`` is kept from the forward and ``z`` its row sums."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        e = a @ b.T
+        diag = e.diagonal().sum()
+        m = e.amax(dim=1, keepdim=True)
+        z = e.sub_(m).exp_().sum(dim=1, keepdim=True)
+        ctx.save_for_backward(a, b, e, z)
+        return ((m + z.log()).sum() - diag) / a.shape[0]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        a, b, e, z = ctx.saved_tensors
+        c = grad / a.shape[0]
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = (e @ b).div_(z).sub_(b).mul_(c)
+        if ctx.needs_input_grad[1]:
+            gb = (e.T @ (a / z)).sub_(a).mul_(c)
+        return ga, gb
 
 
 def batch_info_nce(v1: torch.Tensor, v2: torch.Tensor, users: torch.Tensor, pos: torch.Tensor,

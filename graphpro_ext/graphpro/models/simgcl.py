@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import backend
 from ..runtime import derive_seed
 from .base import batch_info_nce, bpr_loss, split3
 from .lightgcn import EmbeddingModel, perturbed_layers
@@ -19,20 +20,14 @@ from .lightgcn import EmbeddingModel, perturbed_layers
 __all__ = ["SimGCL", "noisy_view", "eps_noise"]
 
 
-def eps_noise(eps: float, view_seed: int, device):
+def eps_noise(eps: float, view_seed: int, device=None):
     """SimGCL's perturbation of a layer's output: ``h + sign(h) * eps * normalize(U(0,1))``,
-    drawn layer after layer from one generator per view."""
-    gen = torch.Generator(device=device).manual_seed(view_seed)
+    layer k of the view drawing from the keyed stream ``derive_seed(view_seed, k)`` (the fused
+    ``simgcl_perturb``: one pass, no noise tensor, noise keyed by scope position)."""
+    layer = iter(range(1 << 30))
 
     def perturb(h: torch.Tensor) -> torch.Tensor:
-        # The noise term has no gradient (sign's is zero), so it is built without autograd and
-        # in place: one [n, d] tensor per layer, where the plain expression made four and kept
-        # them for a backward of zeros. The same values bit for bit (F.normalize's arithmetic).
-        with torch.no_grad():
-            noise = torch.rand(h.shape, generator=gen, device=h.device, dtype=h.dtype)
-            noise.div_(noise.norm(dim=1, keepdim=True).clamp_min_(1e-12))
-            noise.mul_(torch.sign(h)).mul_(eps)
-        return h + noise
+        return backend.simgcl_perturb(h, eps, derive_seed(view_seed, "layer", next(layer)))
     return perturb
 
 
