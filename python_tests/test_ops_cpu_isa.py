@@ -76,3 +76,22 @@ def test_paths_agree_on_a_bf16_layer(gen, seed):
     _C.set_cpu_isa("auto")
     assert_close(outs[1].float(), outs[0].float(), rtol=1e-2, atol=1e-2, seed=seed,
                  what="bf16 layer, avx2 vs baseline")
+
+
+@pytest.mark.parametrize("d", [64, 7])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_simgcl_perturb_same_on_both_paths(gen, seed, d, dtype):
+    """The keyed noise is integer arithmetic and the norm is summed in the same order on both
+    paths: the same output bit for bit, and the reference's values."""
+    x = torch.randn(300, d, generator=gen).to(dtype)
+    out = {}
+    try:
+        for isa in ("baseline", "auto"):
+            _C.set_cpu_isa(isa)
+            out[isa] = ops.simgcl_perturb(x, 0.1, seed)
+    finally:
+        _C.set_cpu_isa("auto")
+    assert torch.equal(out["baseline"], out["auto"]), seed
+    tol = {torch.float32: 1e-6, torch.float64: 1e-12, torch.bfloat16: 1e-2}[dtype]
+    assert_close(out["auto"].double(), ref.simgcl_perturb(x, 0.1, seed).double(), seed=seed,
+                 what="out", rtol=tol, atol=tol)
