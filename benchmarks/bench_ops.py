@@ -58,7 +58,7 @@ from graphpro_ext.graph import TemporalGraph  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_AMAZON = REPO.parent / "shared" / "data" / "amazon"
 ALL_OPS = ["temporal_propagate", "lightgcn", "spmm", "edge_softmax", "sample_negatives",
-           "topk_masked"]
+           "topk_masked", "simgcl_perturb"]
 CPU_GRAPHS = ["amazon", "amazon_like", "gowalla", "hub", "uniform"]
 CUDA_GRAPHS = ["amazon", "amazon_like", "gowalla", "hub", "uniform", "syn10M", "syn100M", "syn1B"]
 SYN_SIZES = {"syn1M": 10**6, "syn10M": 10**7, "syn50M": 5 * 10**7, "syn100M": 10**8,
@@ -466,6 +466,21 @@ def make_cases(op: str, g: TemporalGraph, args, device: torch.device, cache: dic
                           None if dense_skip else (lambda: reference.topk_masked(
                               ue, ie, hrp, hitems, k, users=users)),
                           nbytes, B, "users", skip=dense_skip, note="dense scores + mask + topk"))
+    elif op == "simgcl_perturb":  # one layer's output over every node, as SimGCL's full batches
+        tgen = torch.Generator(device=device).manual_seed(args.seed)
+
+        def torch_rand(x):  # SimGCL's expression with torch's generator
+            u = torch.rand(x.shape, generator=tgen, device=device, dtype=x.dtype)
+            return x + torch.sign(x) * torch.nn.functional.normalize(u, dim=1) * 0.1
+
+        small_skip = "" if 6 * n * d * 8 < 0.8 * free else "not enough memory"
+        for name, f, skip in [
+                ("ours", lambda x: ops.simgcl_perturb(x, 0.1, args.seed), no_ours),
+                ("torch_rand", torch_rand, ""),
+                ("reference", lambda x: reference.simgcl_perturb(x, 0.1, args.seed), small_skip)]:
+            cases.append(Case(op, "fwd", name, None if skip else (lambda f=f: f(x0)),
+                              bm.simgcl_perturb(n, d), skip=skip,
+                              note="" if name != "reference" else "the keyed hash in int64 torch"))
     else:
         raise ValueError(f"unknown op {op!r}")
     return cases

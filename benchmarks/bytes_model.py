@@ -77,3 +77,8 @@ def topk_masked(batch: int, num_items: int, d: int, k: int, hist_per_user: float
 
 def topk_masked_flops(batch: int, num_items: int, d: int) -> int:
     return 2 * batch * num_items * d
+
+
+def simgcl_perturb(n: int, d: int, s: int = 4) -> int:
+    """x read and the output written; the uniforms are computed, never stored."""
+    return 2 * n * d * s
