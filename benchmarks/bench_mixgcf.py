@@ -28,12 +28,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from graphpro_ext.graph import TemporalGraph
 from graphpro_ext.graphpro import backend
+from graphpro_ext.graphpro.errors import DataError
 from graphpro_ext.graphpro.models import build, model_class
 from graphpro_ext.graphpro.models.base import EgoRows, bpr_loss
 from graphpro_ext.graphpro.models.lightgcn import BatchScope, _GatherRows
@@ -103,6 +105,9 @@ class PreviousScopeMixGCF(MixGCF):
         return BatchScope(outs, loc, fill, torch.searchsorted(alone, rows)), ego
 
 
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "amazon"
+
+
 def load(dataset: str, data_dir: str) -> TemporalGraph:
     if dataset in ("amazon", "amazon-stage"):
         from graphpro_ext.graphpro.data import load_snapshot_folder
@@ -125,7 +130,9 @@ def setup(doc: str, argv, dataset: str):
     items, the pairs' users, a fixed permutation of the pairs)."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--dataset", default=dataset, help="amazon, amazon-stage, gowalla or syn:EDGES")
-    p.add_argument("--data", default="../shared/data/amazon")
+    p.add_argument("--data", default=str(DEFAULT_DATA),
+                   help="the Amazon snapshot folder (default: shared/data/amazon beside the "
+                        "repository)")
     p.add_argument("--batches", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--threads", type=int, default=0)
@@ -137,7 +144,10 @@ def setup(doc: str, argv, dataset: str):
         p.error("--batches and --batch-size must be positive")
     if a.threads:
         torch.set_num_threads(a.threads)
-    g = load(a.dataset, a.data)
+    try:
+        g = load(a.dataset, a.data)
+    except DataError as e:  # a missing or malformed folder: one line, exit 2
+        p.error(f"--data {a.data}: {e}")
     rp, cols = g.user_history()
     pu = torch.from_numpy(np.repeat(np.arange(g.num_users), np.diff(rp.numpy())))
     return a, g, rp, cols, pu, torch.from_numpy(np.random.default_rng(0).permutation(pu.numel()))
