@@ -126,6 +126,46 @@ def test_cuda_build_runs_on_gpu():
     assert out.device.type == "cuda" and torch.allclose(out.cpu(), torch.full((2,), 0.5))
 
 
+@pytest.mark.parametrize("user_setting", [None, "MALLOC_TOP_PAD_", "GLIBC_TUNABLES"])
+def test_entry_point_keeps_freed_heap_for_reuse(user_setting):
+    """After the entry point's tuning, glibc serves a 100 MiB allocation from its heap (below the
+    program break), not from a fresh mmap, unless the user configured malloc themselves; the
+    library import changes nothing."""
+    import subprocess
+    import sys
+
+    if sys.platform != "linux":
+        pytest.skip("glibc's mallopt: Linux only")
+    env = {k: v for k, v in os.environ.items() if k not in entry_malloc_variables()}
+    if user_setting:
+        env[user_setting] = "glibc.malloc.top_pad=131072" if user_setting == "GLIBC_TUNABLES" \
+            else "131072"
+    code = (
+        "import ctypes\n"
+        "import graphpro_ext.graphpro\n"
+        "from graphpro_ext.graphpro import entry\n"
+        "libc = ctypes.CDLL(None)\n"
+        "libc.malloc.restype = libc.sbrk.restype = ctypes.c_void_p\n"
+        "libc.sbrk.argtypes = (ctypes.c_long,)\n"
+        "def heap():\n"
+        "    p = libc.malloc(100 << 20)\n"
+        "    inside = p < libc.sbrk(0)\n"
+        "    libc.free(ctypes.c_void_p(p))\n"
+        "    return inside\n"
+        "print(heap(), entry.keep_freed_heap(), heap())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                         text=True).stdout.split()
+    assert out[0] == "False"  # glibc's default: a fresh mapping
+    assert out[1:] == (["False", "False"] if user_setting else ["True", "True"])
+
+
+def entry_malloc_variables():
+    from graphpro_ext.graphpro import entry
+
+    return entry.MALLOC_VARIABLES
+
+
 @pytest.mark.parametrize("preset,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
 def test_openmp_wait_policy_default(preset, expected):
     """The `graphpro` entry point (not the library) makes OpenMP threads wait passively unless the
