@@ -38,10 +38,9 @@ def keep_freed_heap() -> bool:
     """Make glibc serve large allocations from its heap and keep freed memory for reuse, instead
     of a fresh mmap per allocation returned to the kernel on free (its rule above 32 MiB). A
     training step allocates and frees N x d buffers larger than that (61 MiB on Amazon's id
-    space), and every fresh mapping is page-faulted and zero-filled by the kernel again: with
-    the heap kept, a MixGCF pre-training batch ran 1.35x faster, a stage batch 1.18x
-    (docs/TRAINER.md). Freed memory stays with the process (trimmed above 2 GiB), so its
-    resident size stays near its peak. Applied only with glibc and when none of
+    space), and every fresh mapping is page-faulted and zero-filled by the kernel again
+    (measurements: docs/TRAINER.md). Freed memory stays with the process (trimmed above
+    2 GiB), so its resident size stays near its peak. Applied only with glibc and when none of
     MALLOC_VARIABLES is set; returns whether it was."""
     if sys.platform != "linux" or any(v in os.environ for v in MALLOC_VARIABLES):
         return False
