@@ -90,7 +90,7 @@ class _LayerwiseModel(EmbeddingModel):
     def forward(self, graph, keep_prob: float = 1.0, seed: int = 0):
         cg = self.planner.compact(graph)
         e = self.ego()
-        h = sum(self._layers(cg.sub, e[cg.glob], keep_prob, seed, cg.glob))
+        h = sum(self._layers(cg.sub, e.index_select(0, cg.glob), keep_prob, seed, cg.glob))
         return e.index_copy(0, cg.glob, h)
 
 
@@ -109,14 +109,14 @@ class RolandModel(_LayerwiseModel):
                     p.copy_(src if src is not None else _uniform(p.shape, bound, gen, p))
 
     def update(self, layer, m, nodes):
-        return self.cells[layer](m, self.states[layer][nodes])
+        return self.cells[layer](m, self.states[layer].index_select(0, nodes))
 
     def carry(self, graph) -> dict:
         """Every node's layer states over ``graph`` (nodes without edges keep theirs) and the
         GRUs' weights."""
         cg = self.planner.compact(graph)
         with torch.no_grad():
-            outs = self._layers(cg.sub, self.ego()[cg.glob], 1.0, 0, cg.glob)
+            outs = self._layers(cg.sub, self.ego().index_select(0, cg.glob), 1.0, 0, cg.glob)
             states = self.states.clone()
             for layer in range(self.num_layers):
                 states[layer].index_copy_(0, cg.glob, outs[layer + 1])

@@ -145,8 +145,8 @@ class EmbeddingModel(Model):
         """Final embeddings of all nodes [N, d]."""
         cg = self.planner.compact(graph)
         e = self.ego()
-        h = backend.lightgcn(cg.sub, e[cg.glob], self.num_layers, self.time_weight, keep_prob,
-                             seed)
+        h = backend.lightgcn(cg.sub, e.index_select(0, cg.glob), self.num_layers,
+                             self.time_weight, keep_prob, seed)
         if e is not self.x and not torch.is_grad_enabled():
             out = e.index_copy_(0, cg.glob, h)  # the gate's fresh table: no second [N, d] one
         else:
