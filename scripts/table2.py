@@ -41,7 +41,8 @@ A cell too long for one sitting is split into pieces: other roots running some o
 (``run --seed-from ROOT`` first copies the cell's finished pre-trainings and stages from ROOT,
 so the pieces pre-train once), or later sessions (``archive --stages`` keeps an unfinished
 cell's finished ``full`` stages, a few kilobytes each, and ``run --seed-from`` that archive
-resumes after them). ``report --root`` merges the pieces.
+resumes after them). ``report --root`` merges the pieces; ``scripts/table2_pieces.py`` runs a
+list of pieces a few at a time before a deadline.
 Bad arguments: one line on stderr and exit code 2.
 """
 
