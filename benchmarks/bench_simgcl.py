@@ -41,7 +41,7 @@ def previous_info_nce(a, b, temperature):
     return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
 
 
-def previous_noise(eps: float, view_seed: int, device=None):
+def previous_noise(eps: float, view_seed: int):
     gen = torch.Generator().manual_seed(view_seed)
 
     def perturb(h):
@@ -53,7 +53,7 @@ def previous_noise(eps: float, view_seed: int, device=None):
     return perturb
 
 
-def plain_noise(eps: float, view_seed: int, device=None):
+def plain_noise(eps: float, view_seed: int):
     gen = torch.Generator().manual_seed(view_seed)
 
     def perturb(h):

@@ -10,6 +10,8 @@ Published defaults: eps 0.1, temperature 0.2, weight 0.5 (the SimGCL paper's Yel
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from .. import backend
@@ -20,11 +22,11 @@ from .lightgcn import EmbeddingModel, perturbed_layers
 __all__ = ["SimGCL", "noisy_view", "eps_noise"]
 
 
-def eps_noise(eps: float, view_seed: int, device=None):
+def eps_noise(eps: float, view_seed: int):
     """SimGCL's perturbation of a layer's output: ``h + sign(h) * eps * normalize(U(0,1))``,
-    layer k of the view drawing from the keyed stream ``derive_seed(view_seed, k)`` (the fused
-    ``simgcl_perturb``: one pass, no noise tensor, noise keyed by scope position)."""
-    layer = iter(range(1 << 30))
+    the k-th layer of the view keyed by ``derive_seed(view_seed, "layer", k)`` (the fused
+    ``simgcl_perturb``: one pass, no noise tensor, noise keyed by the row's scope position)."""
+    layer = itertools.count()
 
     def perturb(h: torch.Tensor) -> torch.Tensor:
         return backend.simgcl_perturb(h, eps, derive_seed(view_seed, "layer", next(layer)))
@@ -36,7 +38,7 @@ def noisy_view(sub, x0, num_layers: int, time_weight: float, keep_prob: float, s
     """Mean of layers 1..L with ``sign(h) * eps * normalize(U(0,1))`` added to every layer (the
     view of a plain LightGCN; ``SimGCL`` builds it through the model's ``layer_outputs``)."""
     outs = perturbed_layers(sub, x0, num_layers, time_weight, keep_prob, seed,
-                            eps_noise(eps, view_seed, x0.device))
+                            eps_noise(eps, view_seed))
     return sum(outs[1:]) / max(num_layers, 1)
 
 
@@ -53,7 +55,7 @@ class SimGCL(EmbeddingModel):
 
         def view(sub, x0, v):
             outs = self.layer_outputs(sub, x0, keep_prob, seed, eps_noise(
-                self.eps, derive_seed(seed, "simgcl-view", v), x0.device))
+                self.eps, derive_seed(seed, "simgcl-view", v)))
             return self.readout(sum(outs[1:]) / max(self.num_layers, 1))
 
         def propagate(sub, x0):
