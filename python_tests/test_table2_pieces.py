@@ -52,6 +52,7 @@ def test_dependent_piece_starts_from_its_parents_pretraining(tmp_path, monkeypat
         res = json.loads((runs / name / cell / "results.json").read_text())
         assert set(res["methods"]) == {method}
     log_b = (runs / "logs" / "b.out").read_text()
+    assert log_b.startswith("# table2_pieces: started ") and " UTC at " in log_b.splitlines()[0]
     assert "seeded from" in log_b and "[pretrain-lightgcn] epoch" not in log_b
     assert "[pretrain-lightgcn] epoch" in (runs / "logs" / "a.out").read_text()
     # a second call starts nothing again: every piece has its log

@@ -100,6 +100,19 @@ def command(runs: str, p: dict, threads: int, data: str | None) -> list[str]:
     return cmd + (["--data", data] if data else [])
 
 
+def commit() -> str:
+    """The checkout's commit (``+`` when it has uncommitted changes), for the logs."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=os.path.dirname(TABLE2), timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=os.path.dirname(TABLE2),
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev or "unknown") + ("+" if dirty else "")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("pieces", help="JSON list of pieces (see above)")
@@ -160,7 +173,8 @@ def main(argv=None) -> int:
         start = next((p for p in fits if ready(args.runs, p, by_name)), None)
         if start is not None and trainings_running() < args.slots:
             with open(os.path.join(logs, f"{start['name']}.out"), "a") as log:
-                log.write(f"# table2_pieces: started {now.isoformat(timespec='seconds')} UTC\n")
+                log.write(f"# table2_pieces: started {now.isoformat(timespec='seconds')} UTC "
+                          f"at {commit()}\n")
                 log.flush()
                 mine[start["name"]] = subprocess.Popen(
                     command(args.runs, start, args.threads, args.data), stdout=log,
