@@ -84,3 +84,23 @@ def test_bad_flags_exit_2(tmp_path, capsys):
     assert "--until tomorrow" in capsys.readouterr().err
     assert pieces.main([str(lst), "--until", "2999-01-01", "--slots", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_pieces_still_running_at_the_deadline_are_stopped(tmp_path, monkeypatch, capsys):
+    """A piece longer than the session (its minutes: one stage) starts, and is stopped (SIGTERM,
+    so it checkpoints) when --until comes; the call then ends."""
+    import datetime as dt
+    import time
+
+    lst = tmp_path / "p.json"
+    lst.write_text(json.dumps([_piece("long", "full", minutes=0.01)]))
+    monkeypatch.setattr(pieces, "trainings_running", lambda: 0)
+    monkeypatch.setattr(pieces, "command", lambda *a: [sys.executable, "-c",
+                                                       "import time; time.sleep(120)"])
+    until = (dt.datetime.utcnow() + dt.timedelta(seconds=4)).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    assert pieces.main([str(lst), "--until", until, "--runs", str(tmp_path / "runs"),
+                        "--poll", "0.2"]) == 0
+    assert time.monotonic() - t0 < 60
+    out = capsys.readouterr().out
+    assert "started long" in out and "reached; stopped long" in out

@@ -19,8 +19,11 @@ expected wall time (a piece starts only when it would end, with 10% to spare, be
 those exist. ``selection`` defaults to ``reference``. The file is read again every loop, so
 pieces can be added while it runs. A piece whose log exists has been started (by this or an
 earlier call) and is not started again. At most ``--slots`` trainings run on the machine at
-once, counting those started by anyone else. SIGTERM stops the pieces it started (each finishes
-and checkpoints its epoch) and then itself. Bad arguments or a bad list: one line, exit code 2.
+once, counting those started by anyone else. At ``--until``, and on SIGTERM, it stops the pieces
+it started that still run (each finishes and checkpoints its epoch) and then itself: a piece too
+long for one session (a ``full`` cell, its ``minutes`` one stage's time) keeps the stages it
+finished, which ``table2.py archive --stages`` saves for the next session. Bad arguments or a bad
+list: one line, exit code 2.
 """
 
 from __future__ import annotations
@@ -140,17 +143,27 @@ def main(argv=None) -> int:
     os.makedirs(logs, exist_ok=True)
     mine: dict[str, subprocess.Popen] = {}
 
-    def stop(signum, frame):
+    def stop_all() -> None:
         for proc in mine.values():
             if proc.poll() is None:
                 proc.terminate()  # table2.py passes it on: each piece checkpoints its epoch
         for proc in mine.values():
             proc.wait()
+
+    def on_sigterm(signum, frame):
+        stop_all()
         sys.exit(128 + signum)
 
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, on_sigterm)
     failed = 0
     while True:
+        running = [n for n, proc in mine.items() if proc.poll() is None]
+        if running and dt.datetime.utcnow() >= until:
+            print(f"table2_pieces: {args.until} reached; stopped {', '.join(sorted(running))} "
+                  "(their finished stages stay; `table2.py archive --stages` keeps them)",
+                  flush=True)
+            stop_all()
+            return 0
         for name, proc in list(mine.items()):
             if proc.poll() is not None:
                 print(f"table2_pieces: {name} ended (exit code {proc.returncode})", flush=True)
