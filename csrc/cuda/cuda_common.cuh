@@ -22,6 +22,9 @@
   } while (0)
 #define GP_LAUNCH_CHECK() GP_RETURN_IF_ERROR(cudaGetLastError())
 
+// M(T) for every floating type the kernels are built for (explicit instantiations).
+#define GP_FOR_EACH_FLOAT(M) M(float) M(double) M(__half) M(__nv_bfloat16)
+
 namespace graphpro::cuda {
 
 constexpr int kBlockThreads = 256;

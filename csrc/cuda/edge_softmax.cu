@@ -272,10 +272,7 @@ cudaError_t edge_softmax_backward_launch(const int64_t* rowptr, const scalar_t* 
                                               void*, int*, cudaStream_t);                       \
   template cudaError_t edge_softmax_backward_launch<S>(const int64_t*, const S*, const S*, S*,   \
                                                        int64_t, int64_t, void*, int*, cudaStream_t);
-GP_INSTANTIATE(float)
-GP_INSTANTIATE(double)
-GP_INSTANTIATE(__half)
-GP_INSTANTIATE(__nv_bfloat16)
+GP_FOR_EACH_FLOAT(GP_INSTANTIATE)
 #undef GP_INSTANTIATE
 
 }  // namespace graphpro::cuda

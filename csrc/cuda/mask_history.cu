@@ -73,10 +73,7 @@ cudaError_t mask_history_launch(scalar_t* scores, int64_t batch, int64_t width,
 #define GP_INSTANTIATE_IDX(S)                                                       \
   GP_INSTANTIATE(S, int32_t, int32_t) GP_INSTANTIATE(S, int32_t, int64_t)           \
   GP_INSTANTIATE(S, int64_t, int32_t) GP_INSTANTIATE(S, int64_t, int64_t)
-GP_INSTANTIATE_IDX(float)
-GP_INSTANTIATE_IDX(double)
-GP_INSTANTIATE_IDX(__half)
-GP_INSTANTIATE_IDX(__nv_bfloat16)
+GP_FOR_EACH_FLOAT(GP_INSTANTIATE_IDX)
 #undef GP_INSTANTIATE_IDX
 #undef GP_INSTANTIATE
 

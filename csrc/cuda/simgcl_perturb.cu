@@ -53,10 +53,7 @@ cudaError_t simgcl_perturb_launch(const scalar_t* x, scalar_t* out, int64_t n, i
 #define GP_INSTANTIATE(T)                                                                  \
   template cudaError_t simgcl_perturb_launch<T>(const T*, T*, int64_t, int64_t, double, \
                                                 uint64_t, cudaStream_t);
-GP_INSTANTIATE(float)
-GP_INSTANTIATE(double)
-GP_INSTANTIATE(__half)
-GP_INSTANTIATE(__nv_bfloat16)
+GP_FOR_EACH_FLOAT(GP_INSTANTIATE)
 #undef GP_INSTANTIATE
 
 }  // namespace graphpro::cuda

@@ -78,10 +78,7 @@ cudaError_t spmm_launch(const int64_t* rowptr, const index_t* col, const scalar_
                                          const S*, S*, int64_t, int64_t, int64_t, int64_t,   \
                                          void*, int*, cudaStream_t);
 #define GP_INSTANTIATE_INDEX(S) GP_INSTANTIATE(S, int32_t) GP_INSTANTIATE(S, int64_t)
-GP_INSTANTIATE_INDEX(float)
-GP_INSTANTIATE_INDEX(double)
-GP_INSTANTIATE_INDEX(__half)
-GP_INSTANTIATE_INDEX(__nv_bfloat16)
+GP_FOR_EACH_FLOAT(GP_INSTANTIATE_INDEX)
 #undef GP_INSTANTIATE_INDEX
 #undef GP_INSTANTIATE
 
