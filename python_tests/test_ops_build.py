@@ -136,7 +136,9 @@ def test_entry_point_keeps_freed_heap_for_reuse(user_setting):
 
     if sys.platform != "linux":
         pytest.skip("glibc's mallopt: Linux only")
-    env = {k: v for k, v in os.environ.items() if k not in entry_malloc_variables()}
+    from graphpro_ext.graphpro import entry
+
+    env = {k: v for k, v in os.environ.items() if k not in entry.MALLOC_VARIABLES}
     if user_setting:
         env[user_setting] = "glibc.malloc.top_pad=131072" if user_setting == "GLIBC_TUNABLES" \
             else "131072"
@@ -158,12 +160,6 @@ def test_entry_point_keeps_freed_heap_for_reuse(user_setting):
                          text=True).stdout.split()
     assert out[0] == "False"  # glibc's default: a fresh mapping
     assert out[1:] == (["False", "False"] if user_setting else ["True", "True"])
-
-
-def entry_malloc_variables():
-    from graphpro_ext.graphpro import entry
-
-    return entry.MALLOC_VARIABLES
 
 
 @pytest.mark.parametrize("preset,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])

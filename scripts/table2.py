@@ -263,13 +263,6 @@ def resumable(out: str, methods: list[str], small: bool = False) -> list[str]:
     return [os.path.relpath(p, out) for p in [lay.config] + files]
 
 
-def copy_file_atomic(src: str, dest: str) -> None:
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    tmp = f"{dest}.tmp{os.getpid()}"
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
-
-
 def seed_cell(cell: Cell, source_root: str, methods: list[str]) -> list[str]:
     """Copy into a cell folder that has no checkpoints yet the finished ones of the same cell
     under ``source_root`` (another piece of the grid, or an archive of finished stages), so
@@ -277,13 +270,14 @@ def seed_cell(cell: Cell, source_root: str, methods: list[str]) -> list[str]:
     is simply redone. Returns what was copied (nothing when the folder has checkpoints or the
     source has none); ``graphpro run --resume`` then checks the configuration as usual."""
     from graphpro_ext.graphpro.checkpoint import CheckpointLayout
+    from graphpro_ext.graphpro.runtime import write_bytes_atomic
 
     if os.path.exists(CheckpointLayout(cell.out).config):
         return []
     src = replace(cell, root=source_root).out
     files = resumable(src, methods)
     for rel in files[1:] + files[:1]:
-        copy_file_atomic(os.path.join(src, rel), os.path.join(cell.out, rel))
+        write_bytes_atomic(_read(os.path.join(src, rel)), os.path.join(cell.out, rel))
     return files
 
 

@@ -49,9 +49,9 @@ void perturb_rows_baseline(const scalar_t* x, scalar_t* y, int64_t r0, int64_t r
 #if GP_HAVE_AVX2_PATH
 // AVX2 without FMA: a contracted u * scale + x would round differently from the baseline path
 template <typename scalar_t>
-__attribute__((target("avx2"), noinline)) void perturb_rows_avx2(const scalar_t* x, scalar_t* y, int64_t r0, int64_t r1,
-                                      int64_t d, double eps, uint64_t key, uint64_t* bits,
-                                      float* u) {
+__attribute__((target("avx2"), noinline)) void perturb_rows_avx2(
+    const scalar_t* x, scalar_t* y, int64_t r0, int64_t r1, int64_t d, double eps, uint64_t key,
+    uint64_t* bits, float* u) {
   perturb_rows_impl(x, y, r0, r1, d, eps, key, bits, u);
 }
 #endif
