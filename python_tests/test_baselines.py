@@ -362,10 +362,13 @@ def test_dgcn_update_loss_and_gradients_match_dense_reference(dgcn_stages):
     r, starts, models, pre, _ = dgcn_stages
     d, nu, ni = r.data, r.nu, r.ni
     s1 = starts[("dgcn", 1)]
-    # stage 1 starts from the pre-trained LightGCN's output over the pre-training graph
+    # stage 1 starts from the pre-trained LightGCN's output over the pre-training graph (inside
+    # [-1, 1] on these data, so not rescaled; the ranking test below covers a larger one)
     p = d.pretrain
     op = dense_operator(p.users, p.items, p.times, nu, ni, TAU_PRE, 0.0)
-    assert_table_close(s1["x"], dense_propagate(op, pre["lightgcn"]["x"], LAYERS), "start")
+    want = dense_propagate(op, pre["lightgcn"]["x"], LAYERS)
+    assert want.abs().max() <= 1
+    assert_table_close(s1["x"], want, "start")
     assert torch.equal(s1["w_inherit"], torch.eye(DIM).expand(2, DIM, DIM))
     assert all(not s1[k].any() for k in WEIGHTS if k != "w_inherit")
     # the time feature: log(1 + days) since the last pre-training interaction
@@ -405,6 +408,35 @@ def test_dgcn_update_loss_and_gradients_match_dense_reference(dgcn_stages):
             grad = getattr(m, k).grad
             assert all(grad[t].abs().sum() > 0 for t in (0, 1)), f"{mode}: no gradient to {k}"
             assert_table_close(grad, w64[k].grad, f"{mode}: grad {k}", atol=1e-6)
+
+
+def _top_items(emb, nu, k):
+    scores = emb[:nu].double() @ emb[nu:].double().T
+    return scores.topk(k, dim=1).indices
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0])
+def test_dgcn_untrained_update_keeps_the_pretrained_ranking(dgcn_stages, scale):
+    """Before training, stage 1 ranks items for every user nearly as the pre-trained output
+    does, whatever that output's scale: a saturated tanh on the snapshot's nodes beside
+    unsaturated other nodes would rank by which nodes the snapshot touched."""
+    from graphpro_ext.graphpro.methods import METHODS, kind_of
+
+    r, _, _, pre, _ = dgcn_stages
+    nu, k = r.nu, 10
+    big = {"lightgcn": {**pre["lightgcn"], "x": pre["lightgcn"]["x"] * scale}}
+    gen = torch.Generator().manual_seed(SEED)
+    st = kind_of(METHODS["dgcn"]).start(r, "dgcn", METHODS["dgcn"], 1, big, gen)
+    p = r.data.pretrain
+    op = dense_operator(p.users, p.items, p.times, nu, r.ni, TAU_PRE, 0.0)
+    states = dense_propagate(op, big["lightgcn"]["x"], LAYERS)
+    top = states.abs().max()
+    assert_table_close(st.model.x.detach(), states / top if top > 1 else states, "start")
+    with torch.no_grad():
+        got = _top_items(st.model(st.graph), nu, k)
+    want = _top_items(states, nu, k)
+    overlap = np.mean([len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(got, want)])
+    assert overlap >= 0.9, f"top-{k} overlap {overlap:.2f} with the pre-trained ranking"
 
 
 def test_dgcn_carries_states_times_and_weights(dgcn_stages):

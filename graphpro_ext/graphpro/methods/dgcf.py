@@ -37,9 +37,12 @@ What the paper leaves open at snapshot granularity, decided here:
 The update starts as ``tanh`` of the previous state (W0 = I, the rest 0), so stage 1 starts
 from the pre-trained model's ranking, as EvolveGCN here starts from the identity; DGCF's cell
 starts random, which on the synthetic data threw the pre-training away (average Recall@20 0.044
-against 0.084, 400 users, 3 stages). Propagation goes through ``backend.layers`` (time weight
-0: the LightGCN operator ``D^-1/2 A D^-1/2``, rescaled to the mean), so no E x d tensor is
-built.
+against 0.084, 400 users, 3 stages). For tanh to keep that ranking, stage 1's states are the
+pre-trained output scaled into [-1, 1] by its largest absolute entry (``start_scale``):
+unscaled, the snapshot's nodes came out of a saturated tanh while the others kept their full
+scale, and the start lost most of the pre-trained ranking (docs/RESULTS.md, "DGCN's start").
+Propagation goes through ``backend.layers`` (time weight 0: the LightGCN operator
+``D^-1/2 A D^-1/2``, rescaled to the mean), so no E x d tensor is built.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from ..models import EmbeddingModel
 from ..models.base import bpr_loss, split3
 from .base import Method, StageStart, snapshot_start
 
-__all__ = ["DGCF", "DGCFModel", "interval_features", "last_times"]
+__all__ = ["DGCF", "DGCFModel", "interval_features", "last_times", "start_scale"]
 
 SECONDS_PER_DAY = 86400.0
 HOPS = 2  # first-order propagation + second-order aggregation
@@ -90,6 +93,14 @@ def interval_features(inter: Interactions, last: torch.Tensor, num_users: int) -
                     "amin")
     days = ((first - last.cpu().double()).clamp(min=0) / SECONDS_PER_DAY).nan_to_num(0.0)
     return torch.log1p(days)
+
+
+def start_scale(states: torch.Tensor) -> torch.Tensor:
+    """``states`` brought into [-1, 1] by their largest absolute entry (kept as they are when
+    already inside): one factor for every node, so every dot-product ranking is unchanged, and
+    the update's tanh stays near the identity on them."""
+    top = states.abs().max()
+    return states / top if top > 1 else states
 
 
 class DGCFModel(EmbeddingModel):
@@ -175,7 +186,7 @@ class DGCF(Method):
             x_pre = pretrained[spec.pretrain]["x"].to(dev)
             gp = runner.graph(runner.data.pretrain, cfg.tau_pretrain)
             with torch.no_grad():
-                states = backend.lightgcn(gp, x_pre, cfg.layers, 0.0)
+                states = start_scale(backend.lightgcn(gp, x_pre, cfg.layers, 0.0))
             last = last_times(runner.data.pretrain, runner.nu, num_nodes)
         else:
             states = prev["states"]
