@@ -8,8 +8,11 @@ backbone (no time weights), built from their papers' descriptions:
 * EvolveGCN (Pareja et al., AAAI 2020): layer l is ``(A h_{l-1}) W^l`` with the weights evolved
   once per stage by a matrix GRU (as the authors' code builds both variants): -O feeds the
   previous weights to it (``W_n = GRU(W_{n-1}, W_{n-1})``), -H a summary of the node table (the
-  d top-scoring rows under a learnable score vector, scaled by tanh of their scores). Stage 1
-  starts from the identity, i.e. LightGCN; the table and the GRU continue from stage to stage.
+  d top-scoring rows under a learnable score vector, scaled by tanh of their scores). The
+  weights the GRU evolves start from the identity (LightGCN's layers), and stage 1 already
+  evolves them once, through the GRU's random initial weights, as the authors' first step
+  does, so its untrained model is not LightGCN; the table and the GRU continue from stage to
+  stage.
 
 What a stage leaves for the next is ``carry()`` (saved beside its table in ``x_<n>.pt``).
 """
