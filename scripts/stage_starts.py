@@ -17,7 +17,6 @@ method whose pre-training is there. Bad arguments: one line, exit code 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -31,19 +30,11 @@ class UsageError(Exception):
 
 def _config(ckpt: str, out: str, methods: list[str]):
     from graphpro_ext.graphpro.stages import RunConfig
-    from graphpro_ext.graphpro.train import TrainConfig
 
     path = os.path.join(ckpt, "config.json")
     try:
         with open(path) as f:
-            proto = json.load(f)
-        proto.pop("dataset", None)
-        proto.pop("data_fingerprint", None)
-        tfields = {f.name for f in dataclasses.fields(TrainConfig)}
-        for phase in ("pretrain_train", "stage_train"):
-            proto[phase] = TrainConfig(**{k: v for k, v in proto[phase].items() if k in tfields})
-        known = {f.name for f in dataclasses.fields(RunConfig)}
-        cfg = RunConfig(out=out, **{k: v for k, v in proto.items() if k in known and k != "out"})
+            cfg = RunConfig.from_saved(json.load(f), out)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"{path}: not a run's configuration ({e})") from None
     cfg.methods, cfg.serve, cfg.device = methods, "none", "cpu"
@@ -66,12 +57,9 @@ def main(argv=None) -> int:
 
 
 def _run(args) -> int:
-    import torch
-
     from graphpro_ext.graphpro import data as D
     from graphpro_ext.graphpro.errors import GraphproError
-    from graphpro_ext.graphpro.methods import METHODS, kind_of
-    from graphpro_ext.graphpro.runtime import derive_seed
+    from graphpro_ext.graphpro.methods import METHODS
     from graphpro_ext.graphpro.stages import Runner
     from graphpro_ext.graphpro.train import evaluate_model
 
@@ -115,11 +103,8 @@ def _run(args) -> int:
               f"tested on snapshot 2 ({len(test)} users)")
         print(f"| method | recall@{k} | ndcg@{k} |\n|---|---|---|")
         for m in methods:
-            spec = METHODS[m]
-            gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "stage-init", m, 1))
-            st = kind_of(spec).start(runner, m, spec, 1, pre, gen)
-            res = evaluate_model(runner.adapt_start(st, m, 1), st.graph, test, k,
-                                 cfg.stage_train.eval_batch)
+            st, model = runner.start_stage(m, 1, pre)
+            res = evaluate_model(model, st.graph, test, k, cfg.stage_train.eval_batch)
             print(f"| {m} | {res[f'recall@{k}']:.4f} | {res[f'ndcg@{k}']:.4f} |", flush=True)
     return 0
 

@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
@@ -79,6 +79,17 @@ class RunConfig:
         d.pop("out")
         d.pop("device")
         return d
+
+    @classmethod
+    def from_saved(cls, saved: dict, out: str) -> "RunConfig":
+        """The configuration a run saved (its ``config.json``, a saved model's ``config``),
+        writing to ``out``; keys this version does not know are left out."""
+        known = {f.name for f in fields(cls)} - {"out"}
+        tfields = {f.name for f in fields(TrainConfig)}
+        proto = {k: v for k, v in saved.items() if k in known}
+        for phase in ("pretrain_train", "stage_train"):
+            proto[phase] = TrainConfig(**{k: v for k, v in saved[phase].items() if k in tfields})
+        return cls(out=out, **proto)
 
 
 def _result_relevant(proto: dict) -> dict:
@@ -331,9 +342,7 @@ class Runner:
         tested = n < len(self.data.snapshots)  # else the untested newest stage
         test = self.test_set(n) if tested else None
         select = self.select_set(n, test)
-        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "stage-init", method, n))
-        st = kind.start(self, method, spec, n, pretrained, gen)
-        model = self.adapt_start(st, method, n)
+        st, model = self.start_stage(method, n, pretrained)
         summary = fit(model, st.graph, st.neg_hist, select, st.train, f"{method}/stage{n}",
                       self.layout.stage(method, n, partial=True), resume=True)
         k = cfg.stage_train.topk
@@ -368,6 +377,13 @@ class Runner:
             self._shared(self.layout.remove, self.layout.table(method, n - keep))
         maybe_fail(f"{method}/stage{n}/done")
         return res
+
+    def start_stage(self, method: str, n: int, pretrained: dict[str, dict]):
+        """(the method kind's ``StageStart``, the model stage n trains), before training."""
+        spec = METHODS[method]
+        gen = torch.Generator().manual_seed(derive_seed(self.cfg.seed, "stage-init", method, n))
+        st = kind_of(spec).start(self, method, spec, n, pretrained, gen)
+        return st, self.adapt_start(st, method, n)
 
     def adapt_start(self, st, method: str, n: int):
         """The stage's model before training (``update`` overrides this)."""

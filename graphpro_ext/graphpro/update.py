@@ -34,7 +34,6 @@ from .methods import METHODS
 from .runtime import derive_seed
 from .serving import IdMap, grow_table, model_path, read_record
 from .stages import RunConfig, Runner
-from .train import TrainConfig
 
 log = logging.getLogger("graphpro")
 
@@ -61,14 +60,8 @@ def _parts(h: dict) -> list[Interactions]:
 
 def _run_config(rec: dict, out: str, mode: str, budget_s: float) -> RunConfig:
     proto = dict(rec["config"])
-    proto.pop("dataset", None)
-    proto.pop("data_fingerprint", None)
     proto.setdefault("stage_loss", "bpr")  # models saved before the option: BPR stages
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    tfields = {f.name for f in dataclasses.fields(TrainConfig)}
-    for phase in ("pretrain_train", "stage_train"):
-        proto[phase] = TrainConfig(**{k: v for k, v in proto[phase].items() if k in tfields})
-    cfg = RunConfig(out=out, **{k: v for k, v in proto.items() if k in known and k != "out"})
+    cfg = RunConfig.from_saved(proto, out)
     cfg.methods, cfg.serve, cfg.final_test = [rec["method"]], rec["method"], False
     if cfg.select_on == "test":  # there is no test snapshot after an update
         cfg.select_on = "val"
