@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from graphpro_ext.graphpro.methods.dgcf import WEIGHTS, DGCFModel
+from graphpro_ext.graphpro.methods.dgcf import SMOOTHNESS, WEIGHTS, DGCFModel
 from graphpro_ext.graphpro.methods.evolving import EvolveGCNModel, RolandModel
 from graphpro_ext.graphpro.runtime import derive_seed
 from test_trainer_runner import (DIM, LAYERS, SEED, TAU_FT, TAU_PRE, assert_table_close, cat,
@@ -395,8 +395,13 @@ def test_dgcn_update_loss_and_gradients_match_dense_reference(dgcn_stages):
     eu, ei, ej = e[users], e[nu + pos], e[nu + neg]
     ego = x64[torch.cat([users, nu + pos, nu + neg])]
     wd = 0.1
+    # BPR + L2 + DGCF's temporal smoothness: the interacting user's and item's mean squared
+    # change from their (detached) previous states
+    change = ((eu - x64.detach()[users]).pow(2).mean()
+              + (ei - x64.detach()[nu + pos]).pow(2).mean())
     want_loss = (-torch.log(1e-10 + torch.sigmoid((eu * (ei - ej)).sum(1))).mean()
-                 + wd * 0.5 * ego.pow(2).sum() / users.numel())
+                 + wd * 0.5 * ego.pow(2).sum() / users.numel() + SMOOTHNESS * change)
+    assert change > 0.01 * want_loss  # large enough for the comparison to see it
     want_loss.backward()
     for mode in ("subgraph", "full"):
         m.zero_grad(set_to_none=True)

@@ -27,8 +27,13 @@ What the paper leaves open at snapshot granularity, decided here:
   n-1's updated states; training adjusts them with the update weights (the gradient stops at the
   stage boundary, as DGCF's truncates at its t-batch boundaries);
 * the loss is the trainer's BPR over the snapshot's pairs with the updated embeddings, and
-  Recall/NDCG score snapshot n+1 with them (DGCF's loss predicts the next item's embedding); the
-  updated embeddings are not L2-normalised (DGCF's are), since BPR scores raw dot products;
+  Recall/NDCG score snapshot n+1 with them (DGCF's loss predicts the next item's embedding),
+  plus DGCF's *temporal smoothness*: the mean squared change of each interacting user's and
+  item's state, ``SMOOTHNESS * (mse(u', u) + mse(i', i))`` against the detached previous states
+  (the authors' default weight 1 for both). Without it BPR pushes the update into a saturated
+  tanh, and states carried from stage to stage lose the ranking (docs/RESULTS.md, "DGCN's
+  start"). The updated embeddings are not L2-normalised (DGCF's are), since BPR scores raw dot
+  products;
   no interaction features (the data have none); the update reaches two hops whatever ``--layers``
   (which sets only the pre-training's layers);
 * ``carry()``: every node's updated state (nodes without edges: their state), every node's last
@@ -61,6 +66,7 @@ __all__ = ["DGCF", "DGCFModel", "interval_features", "last_times", "start_scale"
 
 SECONDS_PER_DAY = 86400.0
 HOPS = 2  # first-order propagation + second-order aggregation
+SMOOTHNESS = 1.0  # weight of the users' and of the items' state-change penalty
 WEIGHTS = ("w_inherit", "w_propagate", "w_aggregate", "w_interval", "bias")
 
 
@@ -166,7 +172,12 @@ class DGCFModel(EmbeddingModel):
             graph, rows, mode,
             lambda sub, x0: (self.updated(sub, x0, self.scope_nodes, keep_prob, seed),),
             lambda ego0: (ego0,))
-        return bpr_loss(*split3(e, users.numel()), ego, weight_decay)
+        b = users.numel()
+        u, i, j = split3(e, b)
+        u0, i0 = self.x.detach()[rows[:2 * b]].view(2, b, -1).unbind(0)
+        # DGCF's temporal smoothness on the interacting pair (not the sampled negative)
+        smooth = SMOOTHNESS * ((u - u0).pow(2).mean() + (i - i0).pow(2).mean())
+        return bpr_loss(u, i, j, ego, weight_decay) + smooth
 
     def carry(self, graph) -> dict:
         """Every node's state after the snapshot (nodes without edges: theirs), every node's last
