@@ -32,10 +32,9 @@ What the paper leaves open at snapshot granularity, decided here:
   item's state, ``SMOOTHNESS * (mse(u', u) + mse(i', i))`` against the detached previous states
   (the authors' default weight 1 for both). Without it BPR pushes the update into a saturated
   tanh, and states carried from stage to stage lose the ranking (docs/RESULTS.md, "DGCN's
-  temporal smoothness"). The updated embeddings are not L2-normalised (DGCF's are), since BPR scores raw dot
-  products;
-  no interaction features (the data have none); the update reaches two hops whatever ``--layers``
-  (which sets only the pre-training's layers);
+  temporal smoothness"). The updated embeddings are not L2-normalised (DGCF's are), since BPR
+  scores raw dot products; no interaction features (the data have none); the update reaches two
+  hops whatever ``--layers`` (which sets only the pre-training's layers);
 * ``carry()``: every node's updated state (nodes without edges: their state), every node's last
   interaction time and the update weights, all continuing into the next stage.
 
